@@ -1,0 +1,78 @@
+"""Reads. Each returns a queryset or an object the caller may see; a project the user is not a
+member of is reported as not found, never as forbidden."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from synthlab.errors import Forbidden, NotFound
+
+from .models import Candidate, Item, Membership, Project, Role
+
+ROLE_RANK = {Role.ANNOTATOR: 0, Role.REVIEWER: 1, Role.ADMIN: 2}
+
+
+def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    if not user.is_authenticated:
+        return Project.objects.none()
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def membership_get(*, project: Project, user: AbstractBaseUser) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(project=project, user=user).first()
+
+
+def project_get(*, user: AbstractBaseUser, project_id, min_role: str = Role.ANNOTATOR) -> Project:
+    """The project if `user` belongs to it with at least `min_role`.
+
+    Not a member (or no such project): NotFound. A member below `min_role`: Forbidden.
+    """
+    try:
+        project_id = int(project_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such project.") from None
+    membership = (
+        Membership.objects.select_related("project").filter(project_id=project_id, user_id=user.pk).first()
+        if user.is_authenticated
+        else None
+    )
+    if membership is None:
+        raise NotFound("No such project.")
+    if ROLE_RANK[Role(membership.role)] < ROLE_RANK[Role(min_role)]:
+        raise Forbidden(f"This needs the {min_role} role in the project; you are {membership.role}.")
+    project = membership.project
+    project.current_role = membership.role
+    return project
+
+
+def role_at_least(role: str, min_role: str) -> bool:
+    return ROLE_RANK[Role(role)] >= ROLE_RANK[Role(min_role)]
+
+
+def item_list(
+    *, project: Project, split: str | None = None, status: str | None = None, search: str | None = None
+):
+    items = Item.objects.filter(project=project)
+    if split:
+        items = items.filter(split=split)
+    if status:
+        items = items.filter(status=status)
+    if search:
+        from django.db.models import Q
+
+        items = items.filter(
+            Q(text__icontains=search) | Q(prompt__icontains=search) | Q(external_id__icontains=search)
+        )
+    return items.order_by("id")
+
+
+def item_get(*, project: Project, item_id) -> Item:
+    try:
+        return Item.objects.get(project=project, pk=int(item_id))
+    except (Item.DoesNotExist, TypeError, ValueError):
+        raise NotFound("No such item in this project.") from None
+
+
+def candidate_list(*, item: Item) -> QuerySet[Candidate]:
+    return item.candidates.order_by("id")

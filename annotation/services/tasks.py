@@ -1,0 +1,92 @@
+"""Creating review tasks from candidates, per the project's review modes. Idempotent: a task's
+`key` names the question, so running this twice for the same candidates creates nothing new."""
+
+import itertools
+import random
+
+from django.db import transaction
+
+from ..models import Candidate, CandidateSource, Item, Project, ReviewMode, ReviewTask, TaskType
+
+MAX_COMPARE_PAIRS_PER_ITEM = 6
+
+
+def _compare_pairs(candidates: list[Candidate]) -> list[tuple[Candidate, Candidate]]:
+    pairs = list(itertools.combinations(candidates, 2))
+    if len(pairs) > MAX_COMPARE_PAIRS_PER_ITEM:
+        # Adjacent pairs keep every candidate in play without a quadratic number of tasks.
+        pairs = list(zip(candidates, candidates[1:], strict=False))[:MAX_COMPARE_PAIRS_PER_ITEM]
+    return pairs
+
+
+def review_tasks_build(
+    *, project: Project, item: Item, candidates: list[Candidate], rng=random
+) -> list[ReviewTask]:
+    """The tasks the project's modes ask for on one item (not saved)."""
+    drafts = [c for c in candidates if c.source != CandidateSource.HUMAN]
+    texted = [c for c in drafts if c.text]
+    tasks: list[ReviewTask] = []
+
+    def task(mode, key, a=None, b=None):
+        tasks.append(
+            ReviewTask(
+                project=project,
+                item=item,
+                mode=mode,
+                key=key,
+                candidate_a=a,
+                candidate_b=b,
+                overlap=project.overlap,
+                is_gold=item.is_gold,
+            )
+        )
+
+    modes = set(project.modes)
+    if ReviewMode.RATE in modes:
+        for c in texted:
+            task(ReviewMode.RATE, f"rate:c{c.pk}", c)
+    if ReviewMode.EDIT in modes:
+        for c in texted:
+            task(ReviewMode.EDIT, f"edit:c{c.pk}", c)
+    if ReviewMode.COMPARE in modes:
+        for first, second in _compare_pairs(texted):
+            a, b = (first, second) if rng.random() < 0.5 else (second, first)
+            low, high = sorted((first.pk, second.pk))
+            task(ReviewMode.COMPARE, f"compare:c{low}:c{high}", a, b)
+    if ReviewMode.LABEL in modes and project.task_type in (TaskType.CLASSIFICATION, TaskType.NER):
+        suggestion = next((c for c in reversed(drafts) if c.label not in (None, [], "")), None)
+        task(ReviewMode.LABEL, f"label:i{item.pk}", suggestion)
+    return tasks
+
+
+@transaction.atomic
+def review_tasks_sync(*, project: Project, item_ids) -> int:
+    """Creates the missing review tasks for these items; answers how many were created."""
+    item_ids = list(item_ids)
+    if not item_ids or not project.modes:
+        return 0
+    created = 0
+    for start in range(0, len(item_ids), 1000):
+        chunk = item_ids[start : start + 1000]
+        items = {i.pk: i for i in Item.objects.filter(project=project, pk__in=chunk)}
+        by_item: dict[int, list[Candidate]] = {pk: [] for pk in items}
+        for cand in Candidate.objects.filter(item_id__in=items).order_by("id"):
+            by_item[cand.item_id].append(cand)
+        wanted: list[ReviewTask] = []
+        for pk, item in items.items():
+            wanted.extend(review_tasks_build(project=project, item=item, candidates=by_item[pk]))
+        existing = set(
+            ReviewTask.objects.filter(project=project, key__in=[t.key for t in wanted]).values_list(
+                "key", flat=True
+            )
+        )
+        fresh = [t for t in wanted if t.key not in existing]
+        ReviewTask.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
+        created += len(fresh)
+    if created:
+        from ..models import ItemStatus
+
+        Item.objects.filter(project=project, pk__in=item_ids, status=ItemStatus.NEW).update(
+            status=ItemStatus.IN_REVIEW
+        )
+    return created
