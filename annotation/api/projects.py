@@ -57,10 +57,10 @@ class ProjectDetailApi(GenericAPIView):
     def patch(self, request, project_id):
         project = selectors.project_get(user=request.user, project_id=project_id, min_role=Role.ADMIN)
         data = _project_data(request.data)
-        if "model_settings" in data and isinstance(data["model_settings"], dict):
-            # A masked key sent back unchanged keeps the stored one.
-            if data["model_settings"].get("api_key") == "********":
-                data["model_settings"]["api_key"] = project.model_settings.get("api_key", "")
+        model = data.get("model_settings")
+        # A masked key sent back unchanged keeps the stored one.
+        if isinstance(model, dict) and model.get("api_key") == "********":
+            model["api_key"] = project.model_settings.get("api_key", "")
         project = project_services.project_update(project=project, data=data)
         return Response(ProjectSerializer(project).data)
 
