@@ -22,6 +22,7 @@ from ..services import projects as project_services
 class ProjectListApi(GenericAPIView):
     serializer_class = ProjectSerializer
 
+    @extend_schema(operation_id="projects_list", responses=ProjectSerializer(many=True))
     def get(self, request):
         projects = selectors.project_list(user=request.user).order_by("-created_at", "-id")
         page = self.paginate_queryset(projects)
@@ -73,6 +74,7 @@ class ProjectDetailApi(GenericAPIView):
 class MemberListApi(GenericAPIView):
     serializer_class = MembershipSerializer
 
+    @extend_schema(operation_id="members_list", responses=MembershipSerializer(many=True))
     def get(self, request, project_id):
         project = selectors.project_get(user=request.user, project_id=project_id)
         members = project.memberships.select_related("user").order_by("user__username")
@@ -99,6 +101,7 @@ class MemberDetailApi(APIView):
 class ItemListApi(GenericAPIView):
     serializer_class = ItemSerializer
 
+    @extend_schema(operation_id="items_list", responses=ItemSerializer(many=True))
     def get(self, request, project_id):
         project = selectors.project_get(user=request.user, project_id=project_id)
         items = selectors.item_list(
