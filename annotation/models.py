@@ -384,3 +384,138 @@ class Export(models.Model):
 
     def __str__(self):
         return f"{self.format} export {self.pk}"
+
+
+# --- Team workflow and data quality ------------------------------------------------------------
+
+
+class ItemAssignment(models.Model):
+    """An item given to named annotators. An item with assignments is served only to them; an item
+    without any goes to everyone."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="item_assignments")
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["item_id", "user_id"]
+        constraints = [models.UniqueConstraint(fields=["item", "user"], name="assignment_one_per_user_per_item")]
+
+    def __str__(self):
+        return f"item {self.item_id} assigned to {self.user_id}"
+
+
+class AdjudicationDecision(models.TextChoices):
+    FINAL = "final", "Final answer set"
+    SENT_BACK = "sent_back", "Sent back for more annotations"
+
+
+class Adjudication(models.Model):
+    """A reviewer's ruling on a task: the final answer (preferred by exports), or a request for more
+    annotations. One per task; a later ruling replaces the earlier one."""
+
+    task = models.OneToOneField(ReviewTask, on_delete=models.CASCADE, related_name="adjudication")
+    decision = models.CharField(max_length=20, choices=AdjudicationDecision.choices)
+    value = models.JSONField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    adjudicator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # How many annotations the task had when ruled on; a sent-back task returns to the
+    # adjudication queue once it has more.
+    annotation_count = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision__in=AdjudicationDecision.values), name="adjudication_decision_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(decision="final") | Q(value__isnull=False), name="adjudication_final_has_value"
+            ),
+        ]
+
+    def __str__(self):
+        return f"adjudication of task {self.task_id}: {self.decision}"
+
+
+class AnnotatorPause(models.Model):
+    """Why and when an annotator was paused from the queue, and who resumed them. Gold accuracy
+    that decides a pause counts only answers given since the last resume."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="pauses")
+    reason = models.TextField()
+    gold_correct = models.PositiveIntegerField(default=0)
+    gold_answered = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"pause of {self.membership_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class WebhookEvent(models.TextChoices):
+    TASK_COMPLETED = "task.completed", "A review task got all its annotations"
+    ANNOTATION_CREATED = "annotation.created", "An annotation was submitted"
+    JOB_FINISHED = "job.finished", "A generation job finished"
+    EXPORT_READY = "export.ready", "An export file is ready"
+    ANNOTATOR_PAUSED = "annotator.paused", "An annotator was paused for low gold accuracy"
+
+
+class Webhook(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    # Signs each delivery (HMAC-SHA256 of the body); never shown back after creation.
+    secret = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"webhook {self.pk} → {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Failed, will retry"
+    SUCCEEDED = "succeeded", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=50)
+    payload = models.JSONField()
+    status = models.CharField(max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid")
+        ]
+
+    def __str__(self):
+        return f"{self.event} delivery {self.pk} ({self.status})"
