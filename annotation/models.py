@@ -394,7 +394,9 @@ class ItemAssignment(models.Model):
     without any goes to everyone."""
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="item_assignments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="item_assignments"
+    )
     assigned_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -402,7 +404,9 @@ class ItemAssignment(models.Model):
 
     class Meta:
         ordering = ["item_id", "user_id"]
-        constraints = [models.UniqueConstraint(fields=["item", "user"], name="assignment_one_per_user_per_item")]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "user"], name="assignment_one_per_user_per_item")
+        ]
 
     def __str__(self):
         return f"item {self.item_id} assigned to {self.user_id}"
@@ -514,7 +518,9 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid")
+            models.CheckConstraint(
+                condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"
+            )
         ]
 
     def __str__(self):
