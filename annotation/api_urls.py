@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .api import auth, projects
+from .api import quality as quality_api
 
 urlpatterns = [
     path("auth/token/", auth.TokenObtainApi.as_view(), name="api-token"),
@@ -16,5 +17,21 @@ urlpatterns = [
     path("projects/<int:project_id>/items/<int:item_id>/", projects.ItemDetailApi.as_view(), name="api-item"),
     path(
         "projects/<int:project_id>/candidates/", projects.CandidateCreateApi.as_view(), name="api-candidates"
+    ),
+    path("projects/<int:project_id>/webhooks/", quality_api.WebhookListApi.as_view(), name="api-webhooks"),
+    path(
+        "projects/<int:project_id>/webhooks/<int:webhook_id>/",
+        quality_api.WebhookDetailApi.as_view(),
+        name="api-webhook",
+    ),
+    path(
+        "projects/<int:project_id>/webhooks/<int:webhook_id>/deliveries/",
+        quality_api.WebhookDeliveryListApi.as_view(),
+        name="api-webhook-deliveries",
+    ),
+    path(
+        "projects/<int:project_id>/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/resend/",
+        quality_api.WebhookDeliveryResendApi.as_view(),
+        name="api-webhook-delivery-resend",
     ),
 ]

@@ -196,3 +196,9 @@ LOGGING = {
 
 # Review queue: how long a leased task is held for one reviewer before it returns to the queue.
 SYNTHLAB_LEASE_SECONDS = 15 * 60
+
+# Webhooks: private/loopback targets are refused (SSRF guard) unless explicitly allowed.
+SYNTHLAB_WEBHOOKS_ALLOW_PRIVATE = ENV.webhooks_allow_private
+SYNTHLAB_WEBHOOK_MAX_ATTEMPTS = 6
+SYNTHLAB_WEBHOOK_RETRY_BASE_SECONDS = 30  # then 60, 120, 240, 480
+SYNTHLAB_WEBHOOK_TIMEOUT_SECONDS = 10
