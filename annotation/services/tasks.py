@@ -23,7 +23,14 @@ def review_tasks_build(
     *, project: Project, item: Item, candidates: list[Candidate], rng=random
 ) -> list[ReviewTask]:
     """The tasks the project's modes ask for on one item (not saved)."""
-    drafts = [c for c in candidates if c.source != CandidateSource.HUMAN]
+    # A recipe marks candidates that must not reach reviewers with scores["skip_review"]: rejected by
+    # its filters (kept for the admin with the reason) or auto-accepted above a confidence threshold.
+    drafts = [
+        c for c in candidates if c.source != CandidateSource.HUMAN and not (c.scores or {}).get("skip_review")
+    ]
+    skipped = [
+        c for c in candidates if c.source != CandidateSource.HUMAN and (c.scores or {}).get("skip_review")
+    ]
     texted = [c for c in drafts if c.text]
     tasks: list[ReviewTask] = []
 
@@ -53,7 +60,13 @@ def review_tasks_build(
             a, b = (first, second) if rng.random() < 0.5 else (second, first)
             low, high = sorted((first.pk, second.pk))
             task(ReviewMode.COMPARE, f"compare:c{low}:c{high}", a, b)
-    if ReviewMode.LABEL in modes and project.task_type in (TaskType.CLASSIFICATION, TaskType.NER):
+    # An item whose only drafts skip review (auto-accepted) gets no label task either.
+    all_skipped = bool(skipped) and not drafts
+    if (
+        ReviewMode.LABEL in modes
+        and project.task_type in (TaskType.CLASSIFICATION, TaskType.NER)
+        and not all_skipped
+    ):
         suggestion = next((c for c in reversed(drafts) if c.label not in (None, [], "")), None)
         task(ReviewMode.LABEL, f"label:i{item.pk}", suggestion)
     return tasks

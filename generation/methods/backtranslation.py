@@ -22,8 +22,6 @@ DEFAULTS = {
     "curate_max_new_tokens": 160,
     "threshold": 5,  # paper's main setting A5: keep score >= 5
     "route": "review",  # "review": kept pairs go to the queue; "export": accepted without review
-    "min_chars": 40,  # segments shorter or longer than this are not augmented
-    "max_chars": 4000,
     "max_example_chars": 600,  # seed outputs are cut to this in the few-shot prompt
 }
 
@@ -55,9 +53,7 @@ def is_kept(score: int | None, *, threshold: int = DEFAULTS["threshold"]) -> boo
     return score is not None and score >= threshold
 
 
-def segment_ok(
-    text: str, *, min_chars: int = DEFAULTS["min_chars"], max_chars: int = DEFAULTS["max_chars"]
-) -> str | None:
+def segment_ok(text: str, *, min_chars: int = 40, max_chars: int = 4000) -> str | None:
     """Why an unlabelled segment is not worth augmenting (too short/long), or None."""
     length = len(text.strip())
     if length < min_chars:

@@ -26,6 +26,7 @@ DEFAULTS = {
     "answer_marker": "The answer is",  # the answer is parsed after this; "" means the whole output
     "numeric": False,  # arithmetic: take the first number after the marker
     "auto_accept_threshold": 0.8,  # agreement >= this skips review
+    "calibration_sample": 0.1,  # share of auto-accepted items still sent to review, to measure calibration
     "chain_of_thought": False,  # ask for reasoning before "The answer is"
 }
 
