@@ -34,4 +34,25 @@ urlpatterns = [
         quality_api.WebhookDeliveryResendApi.as_view(),
         name="api-webhook-delivery-resend",
     ),
+    path("projects/<int:project_id>/stats/", quality_api.StatsApi.as_view(), name="api-stats"),
+    path(
+        "projects/<int:project_id>/agreement/tasks/",
+        quality_api.LowAgreementApi.as_view(),
+        name="api-low-agreement",
+    ),
+    path(
+        "projects/<int:project_id>/adjudication/",
+        quality_api.AdjudicationQueueApi.as_view(),
+        name="api-adjudication-queue",
+    ),
+    path("tasks/<int:task_id>/review/", quality_api.TaskReviewApi.as_view(), name="api-task-review"),
+    path("projects/<int:project_id>/gold/", quality_api.GoldApi.as_view(), name="api-gold"),
+    path(
+        "projects/<int:project_id>/assignments/", quality_api.AssignmentApi.as_view(), name="api-assignments"
+    ),
+    path(
+        "projects/<int:project_id>/members/<str:username>/pause/",
+        quality_api.MemberPauseApi.as_view(),
+        name="api-member-pause",
+    ),
 ]

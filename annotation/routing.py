@@ -1,1 +1,9 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import QueueLiveConsumer
+from .dashboard_consumers import DashboardConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/projects/<int:project_id>/dashboard/", DashboardConsumer.as_asgi()),
+    path("ws/projects/<int:project_id>/queue/live/", QueueLiveConsumer.as_asgi()),
+]

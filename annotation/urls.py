@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import imports, projects, review
+from .views import dashboard, imports, projects, quality, review
 
 app_name = "annotation"
 
@@ -17,4 +17,20 @@ urlpatterns = [
     ),
     path("projects/<int:project_id>/import/", imports.project_import, name="project_import"),
     path("projects/<int:project_id>/queue/", review.queue, name="queue"),
+    path("projects/<int:project_id>/dashboard/", dashboard.dashboard, name="dashboard"),
+    path("projects/<int:project_id>/dashboard/<slug:key>.csv", dashboard.dashboard_csv, name="dashboard_csv"),
+    path("projects/<int:project_id>/agreement/", dashboard.agreement_tasks, name="agreement_tasks"),
+    path("projects/<int:project_id>/adjudication/", quality.adjudication_queue, name="adjudication_queue"),
+    path(
+        "projects/<int:project_id>/adjudication/<int:task_id>/",
+        quality.adjudication_task,
+        name="adjudication_task",
+    ),
+    path("projects/<int:project_id>/quality/", quality.quality_settings, name="quality_settings"),
+    path(
+        "projects/<int:project_id>/members/<str:username>/resume/",
+        quality.member_resume,
+        name="member_resume",
+    ),
+    path("projects/<int:project_id>/webhooks/", quality.webhooks, name="webhooks"),
 ]
