@@ -45,6 +45,8 @@ class WebhookUpdateSerializer(serializers.Serializer):
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text="pending, retrying, succeeded or failed.")
+
     class Meta:
         model = WebhookDelivery
         fields = [
@@ -74,6 +76,7 @@ def _webhook_get(*, project, webhook_id) -> Webhook:
 class WebhookListApi(GenericAPIView):
     serializer_class = WebhookSerializer
 
+    @extend_schema(operation_id="projects_webhooks_list")
     def get(self, request, project_id):
         project = selectors.project_get(user=request.user, project_id=project_id, min_role=Role.ADMIN)
         page = self.paginate_queryset(project.webhooks.order_by("id"))
@@ -121,6 +124,7 @@ class WebhookDetailApi(GenericAPIView):
 class WebhookDeliveryListApi(GenericAPIView):
     serializer_class = WebhookDeliverySerializer
 
+    @extend_schema(operation_id="projects_webhooks_deliveries_list")
     def get(self, request, project_id, webhook_id):
         project = selectors.project_get(user=request.user, project_id=project_id, min_role=Role.ADMIN)
         webhook = _webhook_get(project=project, webhook_id=webhook_id)
