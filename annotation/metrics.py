@@ -156,11 +156,15 @@ def unit_agreement(unit: Sequence, *, kind: str) -> float | None:
     present = _present(unit)
     if len(present) < 2:
         return None
-    pairs = list(combinations(present, 2))
+    n = len(present)
+    pairs = n * (n - 1) / 2
     if kind == "ordinal":
-        span = RATING_DOMAIN[-1] - RATING_DOMAIN[0]
-        return 1.0 - sum(abs(a - b) for a, b in pairs) / (len(pairs) * span)
-    return sum(a == b for a, b in pairs) / len(pairs)
+        width = RATING_DOMAIN[-1] - RATING_DOMAIN[0]
+        ordered = sorted(present)
+        # Sum of |a - b| over all pairs of a sorted list: each value minus those before it.
+        gaps = sum(value * (2 * i - n + 1) for i, value in enumerate(ordered))
+        return 1.0 - gaps / (pairs * width)
+    return sum(c * (c - 1) / 2 for c in Counter(present).values()) / pairs
 
 
 def majority_value(values: Sequence[Hashable]) -> Hashable | None:
@@ -266,7 +270,9 @@ def _win_matrix(comparisons: Sequence[tuple[str, str, str]], index: dict[str, in
     return wins
 
 
-def _bt_fit(wins: np.ndarray, anchor: int, ridge: float, iterations: int = 100) -> np.ndarray:
+def _bt_fit(
+    wins: np.ndarray, anchor: int, ridge: float, iterations: int = 100, start: np.ndarray | None = None
+) -> np.ndarray:
     """Bradley–Terry MLE by Newton's method on log-strengths, `anchor` held at 0.
 
     P(i beats j) = 1 / (1 + exp(theta_j - theta_i)). A tiny ridge keeps strengths finite when a
@@ -274,7 +280,7 @@ def _bt_fit(wins: np.ndarray, anchor: int, ridge: float, iterations: int = 100) 
     """
     k = wins.shape[0]
     games = wins + wins.T
-    theta = np.zeros(k)
+    theta = np.zeros(k) if start is None else start.copy()
     free = np.array([m for m in range(k) if m != anchor])
     if free.size == 0:
         return theta
@@ -322,27 +328,32 @@ def bradley_terry(
     scores = ELO_INIT + to_elo * theta
 
     # Resample the distinct (pair, outcome) cells with multinomial counts: the same as resampling
-    # rows, without materialising each resample.
+    # rows, without materialising each resample. Each cell adds its count to one or (a tie, half
+    # each) two entries of the win matrix; `flat`/`weight` say where and how much.
     cells = Counter(comparisons)
     keys = list(cells)
+    k = len(models)
     probabilities = np.array([cells[key] for key in keys], dtype=float) / len(comparisons)
+    cell_of, flat, weight = [], [], []
+    for c, (model_a, model_b, outcome) in enumerate(keys):
+        i, j = index[model_a], index[model_b]
+        if outcome == "a":
+            parts = [(i * k + j, 1.0)]
+        elif outcome == "b":
+            parts = [(j * k + i, 1.0)]
+        else:
+            parts = [(i * k + j, 0.5), (j * k + i, 0.5)]
+        for position, share in parts:
+            cell_of.append(c)
+            flat.append(position)
+            weight.append(share)
+    cell_of, flat, weight = np.array(cell_of), np.array(flat), np.array(weight)
     rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(comparisons), probabilities, size=bootstrap) if bootstrap else []
     samples = np.empty((bootstrap, len(models)))
-    for r in range(bootstrap):
-        draw = rng.multinomial(len(comparisons), probabilities)
-        wins = np.zeros((len(models), len(models)))
-        for (model_a, model_b, outcome), n in zip(keys, draw, strict=True):
-            if not n:
-                continue
-            i, j = index[model_a], index[model_b]
-            if outcome == "a":
-                wins[i, j] += n
-            elif outcome == "b":
-                wins[j, i] += n
-            else:
-                wins[i, j] += 0.5 * n
-                wins[j, i] += 0.5 * n
-        sample = ELO_INIT + to_elo * _bt_fit(wins, anchor, ridge)
+    for r, draw in enumerate(draws):
+        wins = np.bincount(flat, weights=draw[cell_of] * weight, minlength=k * k).reshape(k, k)
+        sample = ELO_INIT + to_elo * _bt_fit(wins, anchor, ridge, start=theta)
         # A model that drew no comparison in this resample has no score in it.
         played = (wins + wins.T).sum(axis=1) > 0
         sample[~played] = np.nan

@@ -15,7 +15,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count, Q
+from django.core.cache import cache
+from django.db.models import Count, Max, Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from . import metrics
@@ -24,8 +26,8 @@ from .models import (
     AdjudicationDecision,
     Annotation,
     AnnotatorPause,
-    Candidate,
     CandidateSource,
+    Item,
     Membership,
     Project,
     ReviewMode,
@@ -37,6 +39,7 @@ from .models import (
 from .validation import normalise_text
 
 BOOTSTRAP_ROUNDS = 1000
+STATS_CACHE_SECONDS = 600
 
 
 def dashboard_group(project_id: int) -> str:
@@ -79,6 +82,8 @@ class TaskAnswers:
     is_gold: bool
     candidate_a_id: int | None
     candidate_b_id: int | None
+    candidate_a: dict | None = None  # model, recipe, source (rate and compare tasks)
+    candidate_b: dict | None = None
     answers: dict = field(default_factory=dict)  # username -> answer key
     values: dict = field(default_factory=dict)  # username -> stored value
     last_at: object = None
@@ -91,27 +96,45 @@ class Loaded:
     annotations: list[dict]
 
 
-def _load(project: Project, *, since=None) -> Loaded:
-    rows = Annotation.objects.filter(task__project=project)
-    if since is not None:
-        rows = rows.filter(created_at__gte=since)
-    rows = rows.order_by("id").values(
-        "id",
-        "task_id",
-        "task__item_id",
-        "task__mode",
-        "task__is_gold",
-        "task__candidate_a_id",
-        "task__candidate_b_id",
-        "annotator_id",
-        "annotator__username",
-        "value",
-        "duration_ms",
-        "created_at",
+_LOAD_FIELDS = (
+    "id",
+    "task_id",
+    "task__item_id",
+    "task__mode",
+    "task__is_gold",
+    "task__candidate_a_id",
+    "task__candidate_b_id",
+    "annotator_id",
+    "annotator__username",
+    "duration_ms",
+    "created_at",
+)
+
+
+_CANDIDATE_FIELDS = tuple(
+    f"task__candidate_{side}__{field}" for side in ("a", "b") for field in ("model", "recipe", "source")
+)
+
+
+def _candidate_of(row: dict, side: str) -> dict | None:
+    if row.get(f"task__candidate_{side}__source") is None:
+        return None
+    return {field: row[f"task__candidate_{side}__{field}"] for field in ("model", "recipe", "source")}
+
+
+def _load(project: Project) -> Loaded:
+    """Every annotation of the project, grouped by task. Ratings and choices come from their own
+    columns; the JSON value is read only for label and edit answers, where it is the answer."""
+    base = Annotation.objects.filter(task__project=project).order_by()
+    scalar = base.filter(task__mode__in=[ReviewMode.RATE, ReviewMode.COMPARE]).values(
+        *_LOAD_FIELDS, "rating", "choice", *_CANDIDATE_FIELDS
     )
+    structured = base.filter(task__mode__in=[ReviewMode.LABEL, ReviewMode.EDIT]).values(
+        *_LOAD_FIELDS, "value"
+    )
+    annotations = sorted([*scalar, *structured], key=lambda row: row["id"])
     tasks: dict[int, TaskAnswers] = {}
-    annotations = []
-    for row in rows:
+    for row in annotations:
         task = tasks.get(row["task_id"])
         if task is None:
             task = tasks[row["task_id"]] = TaskAnswers(
@@ -121,12 +144,19 @@ def _load(project: Project, *, since=None) -> Loaded:
                 is_gold=row["task__is_gold"],
                 candidate_a_id=row["task__candidate_a_id"],
                 candidate_b_id=row["task__candidate_b_id"],
+                candidate_a=_candidate_of(row, "a"),
+                candidate_b=_candidate_of(row, "b"),
             )
         who = row["annotator__username"]
-        task.answers[who] = answer_key(mode=task.mode, value=row["value"], task_type=project.task_type)
-        task.values[who] = row["value"]
+        if "value" in row:
+            value = row["value"] or {}
+        elif task.mode == ReviewMode.RATE:
+            value = {"rating": row["rating"]}
+        else:
+            value = {"choice": row["choice"]}
+        task.answers[who] = answer_key(mode=task.mode, value=value, task_type=project.task_type)
+        task.values[who] = value
         task.last_at = row["created_at"]
-        annotations.append(row)
     return Loaded(project=project, tasks=tasks, annotations=annotations)
 
 
@@ -241,18 +271,18 @@ def progress_by_mode(project: Project) -> dict:
     return out
 
 
+def _per_day(queryset, field: str) -> Counter:
+    rows = queryset.annotate(day=TruncDate(field)).values("day").annotate(n=Count("id")).order_by()
+    return Counter({row["day"]: row["n"] for row in rows if row["day"] is not None})
+
+
 def progress_over_time(project: Project, *, days: int = 30) -> list[dict]:
     """Per day (UTC) for the last `days` days with activity: tasks finished that day, annotations
     given, and tasks remaining at the day's end (created by then, not finished by then)."""
     tasks = ReviewTask.objects.filter(project=project, is_gold=False)
-    created = Counter(d.date() for d in tasks.values_list("created_at", flat=True))
-    finished = Counter(
-        d.date() for d in tasks.exclude(completed_at=None).values_list("completed_at", flat=True)
-    )
-    annotated = Counter(
-        d.date()
-        for d in Annotation.objects.filter(task__project=project).values_list("created_at", flat=True)
-    )
+    created = _per_day(tasks, "created_at")
+    finished = _per_day(tasks.exclude(completed_at=None), "completed_at")
+    annotated = _per_day(Annotation.objects.filter(task__project=project), "created_at")
     if not created:
         return []
     today = timezone.now().date()
@@ -392,15 +422,6 @@ def open_pauses(project: Project) -> list[AnnotatorPause]:
 # --- Candidates and models -----------------------------------------------------------------------
 
 
-def _candidate_names(ids) -> dict[int, dict]:
-    return {
-        c["id"]: c
-        for c in Candidate.objects.filter(pk__in=[i for i in ids if i]).values(
-            "id", "model", "recipe", "source"
-        )
-    }
-
-
 def model_name(candidate: dict | None) -> str:
     if not candidate:
         return "unknown"
@@ -413,12 +434,9 @@ def comparisons(loaded: Loaded) -> list[tuple[str, str, str]]:
     """Every compare answer as (model shown as A, model shown as B, "a" | "b" | "tie"); "both bad"
     counts as a tie, as in Chatbot Arena."""
     compare_tasks = [t for t in loaded.tasks.values() if t.mode == ReviewMode.COMPARE]
-    names = _candidate_names(
-        {t.candidate_a_id for t in compare_tasks} | {t.candidate_b_id for t in compare_tasks}
-    )
     out = []
     for task in compare_tasks:
-        a, b = model_name(names.get(task.candidate_a_id)), model_name(names.get(task.candidate_b_id))
+        a, b = model_name(task.candidate_a), model_name(task.candidate_b)
         for choice in task.answers.values():
             out.append((a, b, choice if choice in ("a", "b") else "tie"))
     return out
@@ -453,10 +471,9 @@ def ratings_by_source(loaded: Loaded, *, group: str = "model") -> list[dict]:
     """How often each rating 1-5 was given, per candidate model (human edits as "human"), recipe
     or source kind."""
     rate_tasks = [t for t in loaded.tasks.values() if t.mode == ReviewMode.RATE]
-    names = _candidate_names({t.candidate_a_id for t in rate_tasks})
     counts: dict[str, Counter] = defaultdict(Counter)
     for task in rate_tasks:
-        candidate = names.get(task.candidate_a_id)
+        candidate = task.candidate_a
         if group == "recipe":
             key = (candidate or {}).get("recipe") or "(none)"
         elif group == "source":
@@ -494,23 +511,50 @@ def label_distribution(loaded: Loaded) -> list[dict]:
 # --- Everything at once --------------------------------------------------------------------------
 
 
+def _signature(project: Project) -> str:
+    """Changes whenever a number the heavy part of the stats rests on can change: annotations,
+    task overlap and status, gold answers, members and their pauses, project options."""
+    annotations = Annotation.objects.filter(task__project=project).aggregate(n=Count("id"), last=Max("id"))
+    tasks = ReviewTask.objects.filter(project=project).aggregate(
+        n=Count("id"),
+        overlap=Sum("overlap"),
+        done=Count("id", filter=Q(status=TaskStatus.DONE)),
+        gold=Count("id", filter=Q(is_gold=True)),
+    )
+    gold_items = Item.objects.filter(project=project, is_gold=True).aggregate(
+        n=Count("id"), last=Max("updated_at")
+    )
+    members = sorted(Membership.objects.filter(project=project).values_list("user_id", "role", "paused"))
+    parts = [annotations, tasks, gold_items, members, project.updated_at, project.options]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
 def project_stats(*, project: Project, bootstrap: int = BOOTSTRAP_ROUNDS) -> dict:
-    """The numbers behind `GET /api/v1/projects/{id}/stats/` and the dashboard."""
-    loaded = _load(project)
-    return {
-        "progress": progress_by_mode(project),
-        "agreement": agreement_by_mode(loaded),
-        "annotators": annotator_rows(loaded),
-        "models": model_rankings(loaded, bootstrap=bootstrap),
-        "ratings_by_source": ratings_by_source(loaded),
-        "labels": label_distribution(loaded),
-        "progress_over_time": progress_over_time(project),
-        "agreement_over_time": agreement_over_time(loaded),
-        "agreement_threshold": agreement_threshold(project),
-        "low_agreement_tasks": len(
-            low_agreement_tasks(project=project, below=agreement_threshold(project), loaded=loaded)
-        ),
-    }
+    """The numbers behind `GET /api/v1/projects/{id}/stats/` and the dashboard.
+
+    Progress per mode (which moves with every lease) is computed on each call; the rest is cached under a
+    signature of the data it rests on, so several dashboards refreshing after the same annotation
+    compute it once, and any change to the data computes it afresh.
+    """
+    today = timezone.now().date().isoformat()
+    key = f"synthlab:stats:{project.pk}:{bootstrap}:{today}:{_signature(project)}"
+    heavy = cache.get(key)
+    if heavy is None:
+        loaded = _load(project)
+        threshold = agreement_threshold(project)
+        heavy = {
+            "agreement": agreement_by_mode(loaded),
+            "annotators": annotator_rows(loaded),
+            "models": model_rankings(loaded, bootstrap=bootstrap),
+            "ratings_by_source": ratings_by_source(loaded),
+            "labels": label_distribution(loaded),
+            "agreement_over_time": agreement_over_time(loaded),
+            "agreement_threshold": threshold,
+            "low_agreement_tasks": len(low_agreement_tasks(project=project, below=threshold, loaded=loaded)),
+            "progress_over_time": progress_over_time(project),
+        }
+        cache.set(key, heavy, STATS_CACHE_SECONDS)
+    return {"progress": progress_by_mode(project), **heavy}
 
 
 def agreement_threshold(project: Project) -> float:

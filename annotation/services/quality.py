@@ -219,6 +219,9 @@ def items_gold_set(*, project: Project, items, reference=None, is_gold: bool = T
     else:
         for item in items:
             item.is_gold = False
+    now = timezone.now()
+    for item in items:
+        item.updated_at = now  # bulk_update does not apply auto_now
     Item.objects.bulk_update(items, ["is_gold", "reference", "updated_at"])
     tasks = list(ReviewTask.objects.select_for_update().filter(item__in=items))
     target = gold_overlap(project) if is_gold else project.overlap
