@@ -303,6 +303,7 @@ def job_cancel(*, job: GenerationJob) -> GenerationJob:
         )
         job.refresh_from_db()
         if changed:
+            job_finished_webhook(job_id=job.pk)
             transaction.on_commit(lambda: job_progress_publish(job_id=job.pk))
     return job
 
@@ -398,10 +399,34 @@ def job_claim(*, job_id: int) -> GenerationJob | None:
 
 
 def _job_finish(job_id: int, status: str, message: str = "", **extra) -> None:
-    GenerationJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+    changed = GenerationJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
         status=status, message=message, finished_at=timezone.now(), **extra
     )
+    if changed:
+        job_finished_webhook(job_id=job_id)
     transaction.on_commit(lambda: job_progress_publish(job_id=job_id))
+
+
+def job_finished_webhook(*, job_id: int) -> None:
+    """Records the project's `job.finished` webhook deliveries (sent by a worker after commit)."""
+    from annotation.services.webhooks import webhook_event_emit
+
+    job = GenerationJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return
+    webhook_event_emit(
+        project=job.project_id,
+        event="job.finished",
+        data={
+            "job": job.pk,
+            "recipe": job.recipe,
+            "status": job.status,
+            "message": job.message,
+            "progress": {"done": job.progress_done, "total": job.progress_total},
+            "created": {"candidates": job.candidates_created, "tasks": job.tasks_created},
+            "failures": job.failures_count,
+        },
+    )
 
 
 def job_model_settings(job: GenerationJob) -> dict:

@@ -263,3 +263,32 @@ def test_worker_retries_a_500_until_the_receiver_accepts(
         assert WebhookDelivery.objects.get(pk=fresh_id).status == DeliveryStatus.SUCCEEDED
     assert len(receiver.requests) == 4
     assert json.loads(receiver.requests[-1]["body"])["data"] == {"task": 1}
+
+
+@pytest.mark.django_db
+def test_a_finished_or_cancelled_generation_job_emits_job_finished(project, allow_private):
+    from annotation.models import Item
+    from generation import services as generation_services
+    from generation.backends import backends_close
+
+    hook = webhooks.webhook_create(
+        project=project, url="http://127.0.0.1:9/jobs", events=["job.finished"], secret=SECRET
+    )
+    project.model_settings = {"backend": "locmem", "scores": {"positive": -0.1, "negative": -3.0}}
+    project.save()
+    Item.objects.create(project=project, text="a fine day")
+    try:
+        job = generation_services.job_create_local(
+            project=project, recipe="weak_label", params={}, items=None
+        )
+        job = generation_services.job_run(job_id=job.pk)
+    finally:
+        backends_close()
+    [delivery] = hook.deliveries.all()
+    assert delivery.event == "job.finished"
+    assert delivery.payload["job"] == job.pk and delivery.payload["status"] == job.status == "succeeded"
+    assert delivery.payload["created"]["candidates"] == 1
+
+    queued = generation_services.job_create_local(project=project, recipe="weak_label", params={}, items=None)
+    generation_services.job_cancel(job=queued)
+    assert [d.payload["status"] for d in hook.deliveries.order_by("id")] == ["succeeded", "cancelled"]
