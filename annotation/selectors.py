@@ -76,3 +76,23 @@ def item_get(*, project: Project, item_id) -> Item:
 
 def candidate_list(*, item: Item) -> QuerySet[Candidate]:
     return item.candidates.order_by("id")
+
+
+def candidates_visible(*, project: Project, user: AbstractBaseUser) -> QuerySet[Candidate]:
+    """Candidates the user may see. Annotators are blind to each other: a human candidate (an
+    annotator's edit) is shown only to the annotator who wrote it; reviewers and admins see all."""
+    from django.db.models import Q
+
+    from .models import CandidateSource
+
+    candidates = Candidate.objects.order_by("id")
+    if role_at_least(getattr(project, "current_role", None) or Role.ANNOTATOR, Role.REVIEWER):
+        return candidates
+    return candidates.filter(~Q(source=CandidateSource.HUMAN) | Q(created_by_id=user.pk))
+
+
+def candidates_prefetch(*, project: Project, user: AbstractBaseUser):
+    """A Prefetch of `item.candidates` limited to what the user may see."""
+    from django.db.models import Prefetch
+
+    return Prefetch("candidates", queryset=candidates_visible(project=project, user=user))

@@ -110,6 +110,14 @@ class ItemSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if self.context.get("blind"):
+            # Annotators must not learn which items check them, nor the expected answers.
+            data.pop("reference", None)
+            data.pop("is_gold", None)
+        return data
+
 
 class CandidatesPushSerializer(serializers.Serializer):
     candidates = serializers.ListField(child=serializers.JSONField())

@@ -1,4 +1,5 @@
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -109,9 +110,9 @@ class ItemListApi(GenericAPIView):
             split=request.query_params.get("split"),
             status=request.query_params.get("status"),
             search=request.query_params.get("search"),
-        ).prefetch_related("candidates")
+        ).prefetch_related(selectors.candidates_prefetch(project=project, user=request.user))
         page = self.paginate_queryset(items)
-        return self.get_paginated_response(ItemSerializer(page, many=True).data)
+        return self.get_paginated_response(ItemSerializer(page, many=True, context=_blind(project)).data)
 
 
 class ItemDetailApi(GenericAPIView):
@@ -120,7 +121,8 @@ class ItemDetailApi(GenericAPIView):
     def get(self, request, project_id, item_id):
         project = selectors.project_get(user=request.user, project_id=project_id)
         item = selectors.item_get(project=project, item_id=item_id)
-        return Response(ItemSerializer(item).data)
+        prefetch_related_objects([item], selectors.candidates_prefetch(project=project, user=request.user))
+        return Response(ItemSerializer(item, context=_blind(project)).data)
 
 
 class CandidateCreateApi(GenericAPIView):
@@ -136,3 +138,8 @@ class CandidateCreateApi(GenericAPIView):
             {"created": len(created), "candidates": CandidateSerializer(created, many=True).data},
             status=status.HTTP_201_CREATED,
         )
+
+
+def _blind(project) -> dict:
+    """Serializer context: annotators get items without gold flags and expected answers."""
+    return {"blind": not selectors.role_at_least(project.current_role, Role.REVIEWER)}

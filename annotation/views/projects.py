@@ -40,7 +40,8 @@ def project_create(request):
 @project_view()
 def project_detail(request, project):
     items = selectors.item_list(project=project, split=request.GET.get("split"), search=request.GET.get("q"))
-    page = Paginator(items.prefetch_related("candidates"), 25).get_page(request.GET.get("page"))
+    visible = selectors.candidates_prefetch(project=project, user=request.user)
+    page = Paginator(items.prefetch_related(visible), 25).get_page(request.GET.get("page"))
     tasks = project.tasks
     context = {
         "project": project,
