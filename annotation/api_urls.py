@@ -2,6 +2,7 @@ from django.urls import path
 
 from .api import auth, projects
 from .api import quality as quality_api
+from .api import review as review_api
 
 urlpatterns = [
     path("auth/token/", auth.TokenObtainApi.as_view(), name="api-token"),
@@ -17,6 +18,16 @@ urlpatterns = [
     path("projects/<int:project_id>/items/<int:item_id>/", projects.ItemDetailApi.as_view(), name="api-item"),
     path(
         "projects/<int:project_id>/candidates/", projects.CandidateCreateApi.as_view(), name="api-candidates"
+    ),
+    path("projects/<int:project_id>/tasks/next/", review_api.TaskNextApi.as_view(), name="api-tasks-next"),
+    path(
+        "tasks/<int:task_id>/annotations/", review_api.AnnotationCreateApi.as_view(), name="api-task-annotate"
+    ),
+    path("tasks/<int:task_id>/skip/", review_api.TaskSkipApi.as_view(), name="api-task-skip"),
+    path(
+        "projects/<int:project_id>/annotations/",
+        review_api.AnnotationListApi.as_view(),
+        name="api-annotations",
     ),
     path("projects/<int:project_id>/webhooks/", quality_api.WebhookListApi.as_view(), name="api-webhooks"),
     path(

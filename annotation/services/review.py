@@ -1,0 +1,552 @@
+"""The review queue: leasing the next task, submitting answers, skipping, drafts.
+
+Rules the queue keeps, on PostgreSQL and on SQLite:
+
+- A task with overlap N gets exactly N annotations from N different annotators; no annotator is given
+  a task they answered. A slot is taken by an annotation or by another annotator's unexpired lease.
+- Claiming locks the task row with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL), then counts
+  the slots again in a fresh statement: the first query's snapshot may predate a lease that another
+  claimer committed just before we locked the row. Every lease is written while its task row is
+  locked, so the recount sees all of them. On SQLite ``select_for_update`` is a no-op, but the
+  connection opens every transaction with ``BEGIN IMMEDIATE``, so claims and submits run one at a
+  time and the same code is correct.
+- Submitting is idempotent on ``client_id`` and counts even after the lease expired, as long as a
+  slot is free.
+
+Events for the admin's live counts go out after commit, from ``queue_event_send`` only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import uuid
+from datetime import timedelta
+from functools import cache, partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from synthlab.errors import Conflict, Forbidden, NotFound, ValidationFailed
+
+from ..models import (
+    Annotation,
+    AnnotationDraft,
+    Candidate,
+    CandidateSource,
+    CompareChoice,
+    Item,
+    ItemAssignment,
+    ItemStatus,
+    Membership,
+    Project,
+    ReviewMode,
+    ReviewTask,
+    TaskLease,
+    TaskSkip,
+    TaskStatus,
+    TaskType,
+)
+from ..validation import labels_validate, spans_validate
+
+MAX_NOTE_CHARS = 5_000
+MAX_EDIT_CHARS = 200_000
+MAX_DURATION_MS = 24 * 60 * 60 * 1000
+# Tasks examined per pass whose slots turned out to be taken after locking (a lease committed
+# between our snapshot and our lock). Each miss is excluded and the next task tried.
+CLAIM_ATTEMPTS = 25
+DRAFT_FIELDS = ("rating", "comment", "choice", "reason", "text", "labels", "spans")
+MAX_DRAFT_CHARS = 250_000
+
+
+def queue_group(project_id: int) -> str:
+    return f"project-{project_id}"
+
+
+def queue_event_send(*, project_id: int) -> None:
+    """Tells the admins watching this project's queue that counts changed. The one place that sends
+    queue events; services call it through ``transaction.on_commit``."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(queue_group(project_id), {"type": "queue.changed"})
+
+
+def _after_commit_notify(project_id: int) -> None:
+    transaction.on_commit(partial(queue_event_send, project_id=project_id))
+
+
+@cache
+def _quality():
+    """The team-workflow services (gold tasks, webhooks, pauses) when this install has them."""
+    name = f"{__package__}.quality"
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.SYNTHLAB_LEASE_SECONDS)
+
+
+def review_mode_validate(*, project: Project, mode: str | None) -> str:
+    if mode not in project.modes:
+        raise ValidationFailed(
+            f"Choose a review mode this project uses: {', '.join(project.modes)}.",
+            details=[{"field": "mode", "message": f"{mode!r} is not one of {', '.join(project.modes)}."}],
+        )
+    return mode
+
+
+# --- Leasing ---------------------------------------------------------------------------------------
+
+
+def _active_leases_of_others(user, now):
+    return Coalesce(
+        Subquery(
+            TaskLease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
+            .exclude(user=user)
+            .order_by()
+            .values("task")
+            .annotate(n=Count("*"))
+            .values("n")[:1],
+            output_field=IntegerField(),
+        ),
+        Value(0),
+    )
+
+
+def _servable_to(user):
+    """Tasks whose item is assigned to nobody, or to this user (ItemAssignment)."""
+    assigned = ItemAssignment.objects.filter(item=OuterRef("item_id"))
+    return ~Exists(assigned) | Exists(assigned.filter(user=user))
+
+
+def _queue(*, project: Project, user, mode: str, now):
+    """Open tasks of the mode that this user may be given now, in no particular order yet.
+
+    The correlated NOT EXISTS lookups hit the unique (task, user) indexes, so each task examined
+    costs a few index probes; with the (project, mode, status, priority, id) index the scan stops
+    at the first match and its cost does not grow with the number of tasks in the project.
+    """
+    return (
+        ReviewTask.objects.filter(project=project, mode=mode, status=TaskStatus.OPEN)
+        .alias(leased_by_others=_active_leases_of_others(user, now))
+        .filter(annotation_count__lt=F("overlap") - F("leased_by_others"))
+        .filter(~Exists(Annotation.objects.filter(task=OuterRef("pk"), annotator=user)))
+        .filter(_servable_to(user))
+    )
+
+
+def _free_slots_now(*, task_id: int, user, now) -> tuple[int, bool]:
+    """(free slots, answered by this user) in a fresh statement, after the task row is locked."""
+    row = (
+        ReviewTask.objects.filter(pk=task_id)
+        .annotate(
+            leased_by_others=_active_leases_of_others(user, now),
+            answered=Exists(Annotation.objects.filter(task=OuterRef("pk"), annotator=user)),
+        )
+        .values("overlap", "annotation_count", "leased_by_others", "answered", "status")
+        .get()
+    )
+    free = row["overlap"] - row["annotation_count"] - row["leased_by_others"]
+    if row["status"] != TaskStatus.OPEN:
+        free = 0
+    return free, row["answered"]
+
+
+def _lease_write(*, task: ReviewTask, user, now, fresh: bool) -> TaskLease:
+    lease = TaskLease(task=task, user=user, expires_at=now + lease_duration(), created_at=now)
+    TaskLease.objects.bulk_create(
+        [lease],
+        update_conflicts=True,
+        unique_fields=["task", "user"],
+        update_fields=["expires_at", "created_at"] if fresh else ["expires_at"],
+    )
+    return lease
+
+
+def _claim(*, project: Project, user, mode: str, now) -> ReviewTask | None:
+    queue = _queue(project=project, user=user, mode=mode, now=now).select_related(
+        "item", "candidate_a", "candidate_b"
+    )
+    skipped = TaskSkip.objects.filter(task=OuterRef("pk"), user=user)
+    passes = (
+        # Tasks this user has not skipped, in queue order; then the skipped ones, oldest skip first.
+        queue.filter(~Exists(skipped)).order_by("priority", "id"),
+        queue.alias(skipped_at=Subquery(skipped.values("created_at")[:1]))
+        .filter(skipped_at__isnull=False)
+        .order_by("skipped_at", "priority", "id"),
+    )
+    quality = _quality()
+    gold_first = quality.gold_serve_first(project=project, user=user, mode=mode) if quality else None
+    if gold_first is not None:
+        # Gold tasks are mixed in at the project's rate; when none of the wanted kind is left, any.
+        passes = (passes[0].filter(is_gold=gold_first), *passes)
+    for candidates in passes:
+        missed: list[int] = []
+        for _ in range(CLAIM_ATTEMPTS):
+            task = candidates.exclude(pk__in=missed).select_for_update(skip_locked=True, of=("self",)).first()
+            if task is None:
+                break
+            free, answered = _free_slots_now(task_id=task.pk, user=user, now=now)
+            if free > 0 and not answered:
+                _lease_write(task=task, user=user, now=now, fresh=True)
+                return task
+            missed.append(task.pk)
+    return None
+
+
+def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
+    """Leases the next task of ``mode`` to ``user`` and answers it (item and candidates loaded), or
+    None when nothing is left for them.
+
+    A task the user already holds an unexpired lease on comes back first (with its lease renewed):
+    a reload or a second tab resumes the same task instead of taking another slot.
+
+    Locks, in one transaction: the user's Membership row (FOR UPDATE: one claim per user at a time,
+    so two tabs never take two slots), then the chosen ReviewTask row (FOR UPDATE SKIP LOCKED:
+    concurrent claimers pass over each other's rows instead of waiting). On SQLite the
+    IMMEDIATE transaction serialises the whole claim instead.
+    """
+    mode = review_mode_validate(project=project, mode=mode)
+    now = timezone.now()
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update()
+            .filter(project=project, user=user)
+            .values("paused", "paused_reason")
+            .first()
+        )
+        if membership is None:
+            raise NotFound("No such project.")
+        if membership["paused"]:
+            reason = membership["paused_reason"] or "an admin paused you"
+            raise Forbidden(
+                f"You are paused from this project's queue ({reason}). Ask a project admin to resume you.",
+                code="paused",
+            )
+        held = (
+            TaskLease.objects.filter(
+                user=user,
+                expires_at__gt=now,
+                task__project=project,
+                task__mode=mode,
+                task__status=TaskStatus.OPEN,
+            )
+            .select_related("task", "task__item", "task__candidate_a", "task__candidate_b")
+            .order_by("task__priority", "task_id")
+            .first()
+        )
+        if held is not None:
+            _lease_write(task=held.task, user=user, now=now, fresh=False)
+            task = held.task
+            task.lease_expires_at = now + lease_duration()
+            return task
+        task = _claim(project=project, user=user, mode=mode, now=now)
+        if task is not None:
+            task.lease_expires_at = now + lease_duration()
+            _after_commit_notify(project.pk)
+    return task
+
+
+def task_claim(*, task: ReviewTask, user) -> bool:
+    """Leases this one task to ``user`` if they may work on it now (a shared /tasks/<id>/ link);
+    answers whether they hold it. Locks the task row (FOR UPDATE, waits)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not ReviewTask.objects.select_for_update().filter(pk=task.pk).exists():
+            return False
+        mine = TaskLease.objects.filter(task=task, user=user).values_list("expires_at", flat=True).first()
+        if mine is not None and mine > now:
+            _lease_write(task=task, user=user, now=now, fresh=False)
+            task.lease_expires_at = now + lease_duration()
+            return True
+        if task.mode not in task.project.modes:
+            return False
+        paused = Membership.objects.filter(project_id=task.project_id, user=user, paused=True).exists()
+        assigned_elsewhere = (
+            ItemAssignment.objects.filter(item_id=task.item_id).exists()
+            and not ItemAssignment.objects.filter(item_id=task.item_id, user=user).exists()
+        )
+        free, answered = _free_slots_now(task_id=task.pk, user=user, now=now)
+        if paused or assigned_elsewhere or answered or free <= 0:
+            return False
+        _lease_write(task=task, user=user, now=now, fresh=True)
+        task.lease_expires_at = now + lease_duration()
+        _after_commit_notify(task.project_id)
+    return True
+
+
+# --- Submitting ------------------------------------------------------------------------------------
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, details=[{"field": f"value.{field}", "message": message}])
+
+
+def _note(value: dict, key: str) -> str:
+    note = value.get(key) or ""
+    if not isinstance(note, str):
+        raise _invalid(key, f"The {key} must be text.")
+    if len(note) > MAX_NOTE_CHARS:
+        raise _invalid(key, f"Keep the {key} under {MAX_NOTE_CHARS} characters.")
+    return note.strip()
+
+
+def _only_keys(value: dict, allowed: tuple[str, ...], mode: str) -> None:
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise _invalid(
+            unknown[0], f"Unknown field {unknown[0]!r} for a {mode} task; send {', '.join(allowed)}."
+        )
+
+
+def annotation_value_validate(*, task: ReviewTask, value) -> tuple[dict, dict]:
+    """Checks an answer for the task's mode. Answers (the value to store, the denormalised columns);
+    raises ValidationFailed with a message that says what to fix."""
+    if not isinstance(value, dict):
+        raise ValidationFailed(
+            'Send the answer as an object in "value", e.g. {"rating": 4}.',
+            details=[{"field": "value", "message": "Expected an object."}],
+        )
+    project = task.project
+    mode = task.mode
+    if mode == ReviewMode.RATE:
+        _only_keys(value, ("rating", "comment"), mode)
+        rating = value.get("rating")
+        if isinstance(rating, str) and rating.strip().isdigit():
+            rating = int(rating)
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise _invalid("rating", "Choose a rating from 1 to 5.")
+        return {"rating": rating, "comment": _note(value, "comment")}, {"rating": rating}
+    if mode == ReviewMode.COMPARE:
+        _only_keys(value, ("choice", "reason"), mode)
+        choice = value.get("choice")
+        if choice not in CompareChoice.values:
+            raise _invalid("choice", "Choose a, b, tie or both_bad.")
+        return {"choice": choice, "reason": _note(value, "reason")}, {"choice": choice}
+    if mode == ReviewMode.EDIT:
+        _only_keys(value, ("text",), mode)
+        text = value.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise _invalid("text", "The edited text is empty; write the answer you want to keep.")
+        if len(text) > MAX_EDIT_CHARS:
+            raise _invalid("text", f"Keep the edited text under {MAX_EDIT_CHARS} characters.")
+        return {"text": text.replace("\r\n", "\n")}, {}
+    # label
+    if project.task_type == TaskType.NER:
+        _only_keys(value, ("spans",), mode)
+        try:
+            spans = spans_validate(project=project, text=task.item.display_text, spans=value.get("spans"))
+        except ValueError as exc:
+            raise _invalid("spans", str(exc)) from None
+        return {"spans": spans}, {}
+    _only_keys(value, ("labels",), mode)
+    labels = value.get("labels")
+    try:
+        labels = labels_validate(project=project, labels=labels if labels is not None else [])
+    except ValueError as exc:
+        raise _invalid("labels", str(exc)) from None
+    if not labels:
+        raise _invalid("labels", f"Choose a label: {', '.join(project.labels)}.")
+    if len(labels) > 1 and not (project.options or {}).get("multi_label"):
+        raise _invalid("labels", "Choose one label; this project gives each item a single label.")
+    return {"labels": labels}, {}
+
+
+def client_id_parse(client_id) -> uuid.UUID:
+    try:
+        return client_id if isinstance(client_id, uuid.UUID) else uuid.UUID(str(client_id))
+    except (TypeError, ValueError, AttributeError):
+        raise ValidationFailed(
+            "Send a client_id: a UUID made once per answer, so a retry is not stored twice.",
+            details=[{"field": "client_id", "message": "Expected a UUID."}],
+        ) from None
+
+
+def duration_parse(duration_ms) -> int | None:
+    if duration_ms in (None, ""):
+        return None
+    try:
+        duration = int(duration_ms)
+    except (TypeError, ValueError):
+        duration = -1
+    if isinstance(duration_ms, bool) or not 0 <= duration <= MAX_DURATION_MS:
+        raise ValidationFailed(
+            "duration_ms is the time spent in milliseconds (0 to 24 hours).",
+            details=[{"field": "duration_ms", "message": "Expected a whole number of milliseconds."}],
+        )
+    return duration
+
+
+def _replay(annotation: Annotation, *, task: ReviewTask, user) -> Annotation:
+    if annotation.task_id != task.pk or annotation.annotator_id != user.pk:
+        raise Conflict(
+            "This client_id was already used for a different answer; make a new UUID for each answer.",
+            code="client_id_reused",
+        )
+    return annotation
+
+
+def annotation_submit(
+    *, task: ReviewTask, user, value, client_id, duration_ms=None
+) -> tuple[Annotation, bool]:
+    """Stores one annotator's answer to a task. Answers (annotation, created): a repeat of the same
+    client_id answers the stored annotation with created=False and stores nothing.
+
+    Refuses (Conflict, nothing stored) when the user already answered the task, or when their lease
+    expired and the remaining slots are taken by annotations or other annotators' leases.
+
+    Locks: the ReviewTask row (FOR UPDATE, waits for a concurrent claim or submit on the same task).
+    In the same transaction: the annotation, the human candidate of an edit, the task's
+    annotation_count and status, the item's status, the lease and the draft.
+    """
+    client_id = client_id_parse(client_id)
+    duration_ms = duration_parse(duration_ms)
+    clean, columns = annotation_value_validate(task=task, value=value)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
+            prior = list(
+                Annotation.objects.filter(Q(client_id=client_id) | Q(task=locked, annotator=user))[:2]
+            )
+            for annotation in prior:
+                if annotation.client_id == client_id:
+                    return _replay(annotation, task=task, user=user), False
+            if prior:
+                raise Conflict(
+                    "You already answered this task; each annotator answers a task once.",
+                    code="already_answered",
+                )
+            lease = TaskLease.objects.filter(task=locked, user=user).first()
+            if lease is None or lease.expires_at <= now:
+                if locked.status != TaskStatus.OPEN or locked.annotation_count >= locked.overlap:
+                    raise Conflict(
+                        f"This task already has its {locked.overlap} annotation(s); your answer was not "
+                        "stored. Take the next task.",
+                        code="task_full",
+                    )
+                free, _ = _free_slots_now(task_id=locked.pk, user=user, now=now)
+                if free <= 0:
+                    raise Conflict(
+                        "Your hold on this task expired and other annotators now hold its remaining "
+                        "slot(s); your answer was not stored. Take the next task.",
+                        code="slot_taken",
+                    )
+            if duration_ms is None and lease is not None:
+                duration_ms = min(int((now - lease.created_at).total_seconds() * 1000), MAX_DURATION_MS)
+            result_candidate = None
+            if locked.mode == ReviewMode.EDIT:
+                result_candidate = Candidate.objects.create(
+                    item_id=locked.item_id,
+                    text=clean["text"],
+                    source=CandidateSource.HUMAN,
+                    recipe="edit",
+                    parent_id=locked.candidate_a_id,
+                    created_by=user,
+                    provenance={"source": "human", "task": locked.pk, "annotator": user.get_username()},
+                )
+                clean["candidate"] = result_candidate.pk
+            annotation = Annotation.objects.create(
+                task=locked,
+                annotator=user,
+                mode=locked.mode,
+                value=clean,
+                client_id=client_id,
+                duration_ms=duration_ms,
+                result_candidate=result_candidate,
+                **columns,
+            )
+            locked.annotation_count += 1
+            fields = ["annotation_count"]
+            if locked.annotation_count >= locked.overlap:
+                locked.status, locked.completed_at = TaskStatus.DONE, now
+                fields += ["status", "completed_at"]
+            locked.save(update_fields=fields)
+            # The used lease goes, and with it this user's long-expired ones.
+            TaskLease.objects.filter(user=user).filter(Q(task=locked) | Q(expires_at__lte=now)).delete()
+            AnnotationDraft.objects.filter(task=locked, user=user).delete()
+            if locked.status == TaskStatus.DONE:
+                _item_status_update(item_id=locked.item_id)
+            if quality := _quality():
+                quality.annotation_recorded(
+                    annotation=annotation, task_completed=locked.status == TaskStatus.DONE
+                )
+            _after_commit_notify(locked.project_id)
+    except IntegrityError:
+        # Two submits with one client_id raced past the check (possible only across tasks).
+        existing = Annotation.objects.filter(client_id=client_id).first()
+        if existing is None:
+            raise
+        return _replay(existing, task=task, user=user), False
+    task.annotation_count, task.status = locked.annotation_count, locked.status
+    return annotation, True
+
+
+def _item_status_update(*, item_id: int) -> None:
+    still_open = ReviewTask.objects.filter(item_id=item_id, status=TaskStatus.OPEN).exists()
+    status = ItemStatus.IN_REVIEW if still_open else ItemStatus.DONE
+    Item.objects.filter(pk=item_id).exclude(status=status).update(status=status)
+
+
+# --- Skips and drafts ------------------------------------------------------------------------------
+
+
+def task_skip(*, task: ReviewTask, user, reason: str = "") -> None:
+    """Puts the task behind the rest of this user's queue and frees their slot for others.
+
+    Locks: none beyond the upsert of the (task, user) skip row and the delete of the lease.
+    """
+    reason = _note({"reason": reason}, "reason")
+    now = timezone.now()
+    with transaction.atomic():
+        if Annotation.objects.filter(task=task, annotator=user).exists():
+            raise Conflict(
+                "You already answered this task; there is nothing to skip.", code="already_answered"
+            )
+        TaskSkip.objects.bulk_create(
+            [TaskSkip(task=task, user=user, reason=reason, created_at=now)],
+            update_conflicts=True,
+            unique_fields=["task", "user"],
+            update_fields=["reason", "created_at"],
+        )
+        TaskLease.objects.filter(task=task, user=user).delete()
+        _after_commit_notify(task.project_id)
+
+
+def draft_value_clean(value) -> dict:
+    if not isinstance(value, dict):
+        raise ValidationFailed("A draft is an object of form fields.", details=[{"field": "value"}])
+    clean = {k: value[k] for k in DRAFT_FIELDS if k in value}
+    if len(str(clean)) > MAX_DRAFT_CHARS:
+        raise ValidationFailed(
+            f"The draft is over {MAX_DRAFT_CHARS} characters and was not saved.",
+            details=[{"field": "value", "message": "Too long."}],
+        )
+    return clean
+
+
+def draft_save(*, task: ReviewTask, user, value: dict) -> AnnotationDraft:
+    """Keeps what the user has typed so far (one draft per user and task) and renews their lease on
+    the task while they are typing. Locks: none beyond the upsert of the (task, user) draft row."""
+    clean = draft_value_clean(value)
+    now = timezone.now()
+    with transaction.atomic():
+        if Annotation.objects.filter(task=task, annotator=user).exists():
+            raise Conflict("You already answered this task; the draft was not kept.", code="already_answered")
+        draft = AnnotationDraft(task=task, user=user, value=clean)
+        AnnotationDraft.objects.bulk_create(
+            [draft],
+            update_conflicts=True,
+            unique_fields=["task", "user"],
+            update_fields=["value", "updated_at"],
+        )
+        TaskLease.objects.filter(task=task, user=user, expires_at__gt=now).update(
+            expires_at=now + lease_duration()
+        )
+    return draft
