@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, api_methods
 
 urlpatterns: list = [
     path("projects/<int:project_id>/jobs/", api.JobListApi.as_view(), name="api-jobs"),
@@ -11,5 +11,19 @@ urlpatterns: list = [
         "projects/<int:project_id>/model/test/<int:probe_id>/",
         api.ProbeDetailApi.as_view(),
         name="api-model-test-detail",
+    ),
+    path("projects/<int:project_id>/seed-tasks/", api_methods.SeedTasksApi.as_view(), name="api-seed-tasks"),
+    path(
+        "projects/<int:project_id>/documents/", api_methods.DocumentUploadApi.as_view(), name="api-documents"
+    ),
+    path(
+        "projects/<int:project_id>/curation-dev-labels/",
+        api_methods.CurationDevLabelApi.as_view(),
+        name="api-curation-dev-labels",
+    ),
+    path(
+        "projects/<int:project_id>/method-stats/",
+        api_methods.MethodStatsApi.as_view(),
+        name="api-method-stats",
     ),
 ]
