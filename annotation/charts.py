@@ -240,6 +240,7 @@ def progress_chart(*, key: str, title: str, rows: list[dict]) -> Chart:
     done_max = _nice_max(max(max(r["done"] for r in rows), 1))
     remaining_max = _nice_max(max(max(r["remaining"] for r in rows), 1))
     step = plot_w / len(rows)
+    bar_w = min(step * 0.7, 40.0)
     body = [
         _html(
             '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#e3e6eb"/>',
@@ -271,9 +272,9 @@ def progress_chart(*, key: str, title: str, rows: list[dict]) -> Chart:
             _html(
                 '<rect class="bar" x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}" data-value="{}">'
                 "<title>{}: {} done, {} remaining</title></rect>",
-                x + step * 0.15,
+                x + (step - bar_w) / 2,
                 top_pad + plot_h - h,
-                step * 0.7,
+                bar_w,
                 h,
                 PALETTE[0],
                 row["done"],
