@@ -62,12 +62,18 @@ def task_payload(task: ReviewTask, *, draft: dict | None) -> dict:
         for position, candidate in (("a", task.candidate_a), ("b", task.candidate_b))
         if candidate is not None
     ]
+    overlap, annotation_count = task.overlap, task.annotation_count
+    if task.is_gold:
+        # Gold tasks take every annotator (a larger overlap); shown with the project's numbers so an
+        # annotator cannot tell a check from any other task.
+        overlap = task.project.overlap
+        annotation_count = min(annotation_count, max(overlap - 1, 0))
     return {
         "id": task.pk,
         "project": task.project_id,
         "mode": task.mode,
-        "overlap": task.overlap,
-        "annotation_count": task.annotation_count,
+        "overlap": overlap,
+        "annotation_count": annotation_count,
         "status": task.status,
         "lease_expires_at": getattr(task, "lease_expires_at", None),
         "item": {

@@ -38,6 +38,7 @@ from ..models import (
     AdjudicationDecision,
     Annotation,
     AnnotatorPause,
+    Candidate,
     Item,
     ItemAssignment,
     ItemStatus,
@@ -485,9 +486,23 @@ def items_unassign(*, project: Project, items, usernames=None) -> int:
 
 
 def adjudication_value_validate(*, task: ReviewTask, value) -> dict:
+    """Checks a final answer like an annotation of the task's mode. For an edit task, picking an
+    annotator's edit keeps the human candidate it became ("candidate"), which exports then use."""
     from .review import annotation_value_validate
 
+    candidate = None
+    if task.mode == ReviewMode.EDIT and isinstance(value, dict) and "candidate" in value:
+        value = dict(value)
+        candidate = value.pop("candidate")
     clean, _ = annotation_value_validate(task=task, value=value)
+    if candidate is not None:
+        kept = (
+            Candidate.objects.filter(pk=candidate, item_id=task.item_id)
+            .values_list("text", flat=True)
+            .first()
+        )
+        if kept is not None and kept == clean["text"]:
+            clean["candidate"] = candidate
     return clean
 
 
