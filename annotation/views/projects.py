@@ -46,6 +46,13 @@ def project_detail(request, project):
     context = {
         "project": project,
         "is_admin": selectors.role_at_least(project.current_role, Role.ADMIN),
+        "is_reviewer": selectors.role_at_least(project.current_role, Role.REVIEWER),
+        # Admins are told here when an annotator was paused (e.g. for low gold accuracy).
+        "paused_members": list(
+            project.memberships.filter(paused=True).select_related("user").order_by("user__username")
+        )
+        if selectors.role_at_least(project.current_role, Role.ADMIN)
+        else [],
         "page": page,
         "counts": {
             "items": project.items.count(),

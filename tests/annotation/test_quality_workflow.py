@@ -161,6 +161,8 @@ def test_an_annotator_below_the_gold_threshold_is_paused_and_told_why(
     browser.force_login(admin_user)
     dashboard = browser.get(f"/projects/{project.pk}/dashboard/").content.decode()
     assert 'id="paused-annotators"' in dashboard and "0 of 3" in dashboard
+    notice = browser.get(f"/projects/{project.pk}/").content.decode()
+    assert 'id="paused-notice"' in notice and "Paused from the queue: bob." in notice
     [delivery] = hook.deliveries.all()
     assert delivery.payload["annotator"] == "bob" and delivery.payload["gold_answered"] == 3
     # Others carry on.
