@@ -118,3 +118,15 @@ def ner_spans_repair(
             clean.append(span)
         kept = clean
     return kept, rejected
+
+
+def db_safe(value):
+    """`value` with NUL characters replaced by U+FFFD: model output can contain them, and
+    PostgreSQL text and jsonb cannot store them."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [db_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {db_safe(k): db_safe(v) for k, v in value.items()}
+    return value

@@ -28,6 +28,7 @@ from . import selectors
 from .backends import SELECTABLE, ModelUnavailable, Sampling, backend_for, backend_name
 from .conf import conf
 from .models import TERMINAL_STATUSES, FailureReason, GenerationJob, JobFailure, JobStatus, ModelProbe
+from .parsing import db_safe
 from .recipes import ItemResult, Recipe, RecipeContext, recipe_get
 
 logger = logging.getLogger(__name__)
@@ -363,7 +364,10 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed worker whose parent has not reaped it yet is a zombie: gone all the same
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _worker_gone(job: GenerationJob, *, now=None) -> bool:
@@ -454,21 +458,23 @@ def job_results_store(
             rows.append(
                 Candidate(
                     item=result.item,
-                    text=draft.text,
-                    label=draft.label,
+                    text=db_safe(draft.text),
+                    label=db_safe(draft.label),
                     source=CandidateSource.MODEL,
                     model=backend_info.get("model", "")[:255],
                     recipe=recipe.name,
-                    scores=draft.scores,
+                    scores=db_safe(draft.scores),
                     dedupe_key=f"{recipe.name}:{draft.sample}",
-                    provenance={
-                        **backend_info,
-                        "recipe": recipe.name,
-                        "recipe_version": recipe.version,
-                        "sample_index": draft.sample,
-                        "job": job.pk,
-                        **draft.provenance,
-                    },
+                    provenance=db_safe(
+                        {
+                            **backend_info,
+                            "recipe": recipe.name,
+                            "recipe_version": recipe.version,
+                            "sample_index": draft.sample,
+                            "job": job.pk,
+                            **draft.provenance,
+                        }
+                    ),
                 )
             )
         if result.failure:
@@ -479,8 +485,8 @@ def job_results_store(
                     reason=result.failure.reason
                     if result.failure.reason in FailureReason.values
                     else "model_error",
-                    message=result.failure.message[:5000],
-                    raw_output=(result.failure.raw_output or "")[:100_000],
+                    message=db_safe(result.failure.message[:5000]),
+                    raw_output=db_safe((result.failure.raw_output or "")[:100_000]),
                 )
             )
     with transaction.atomic():
@@ -703,8 +709,8 @@ def probe_run(*, probe_id: int) -> ModelProbe | None:
         status, error, model = JobStatus.FAILED, f"{type(exc).__name__}: {exc}", probe.model
     ModelProbe.objects.filter(pk=probe_id).update(
         status=status,
-        answer=answer,
-        error=error,
+        answer=db_safe(answer),
+        error=db_safe(error),
         model=str(model)[:255],
         seconds=round(time.monotonic() - started, 3),
         finished_at=timezone.now(),

