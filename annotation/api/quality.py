@@ -332,7 +332,8 @@ class TaskReviewApi(APIView):
 
 
 def _items_from(project, body: dict):
-    """Items named by id (`items`) or by a filter (`filter`: split, status, search, gold)."""
+    """Items named by id (`items`), by external id (`external_ids`, e.g. just imported with their
+    expected answers), or by a filter (`filter`: split, status, search)."""
     ids = body.get("items")
     if ids is not None:
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
@@ -348,10 +349,27 @@ def _items_from(project, body: dict):
                 details=[{"field": "items", "message": f"Unknown: {missing}"}],
             )
         return items
+    external_ids = body.get("external_ids")
+    if external_ids is not None:
+        if not isinstance(external_ids, list) or not all(isinstance(e, str | int) for e in external_ids):
+            raise ValidationFailed(
+                '"external_ids" is a list of the items\' external ids.',
+                details=[{"field": "external_ids", "message": "List of strings."}],
+            )
+        wanted = [str(e) for e in external_ids]
+        items = Item.objects.filter(project=project, external_id__in=wanted)
+        found = set(items.values_list("external_id", flat=True))
+        missing = [e for e in wanted if e not in found]
+        if missing:
+            raise ValidationFailed(
+                f"No item with external_id {missing[0]!r} in this project.",
+                details=[{"field": "external_ids", "message": f"Unknown: {missing[:20]}"}],
+            )
+        return items
     filters = body.get("filter")
     if not isinstance(filters, dict):
         raise ValidationFailed(
-            'Name the items: "items": [ids] or "filter": {"split", "status", "search"}.',
+            'Name the items: "items": [ids], "external_ids": [...] or "filter": {"split", "status", "search"}.',
             details=[{"field": "items", "message": "Required."}],
         )
     return selectors.item_list(
@@ -368,6 +386,7 @@ class GoldApi(APIView):
             "GoldRequest",
             {
                 "items": serializers.ListField(child=serializers.IntegerField(), required=False),
+                "external_ids": serializers.ListField(child=serializers.CharField(), required=False),
                 "filter": serializers.DictField(required=False),
                 "reference": serializers.JSONField(required=False),
                 "is_gold": serializers.BooleanField(required=False, default=True),

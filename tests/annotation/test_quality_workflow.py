@@ -108,11 +108,18 @@ def test_gold_accuracy_per_annotator_on_the_dashboard(admin_user, annotator, car
     assert body["progress"]["rate"]["gold"] == 4 and body["progress"]["rate"]["done"] == 0
 
 
-def test_label_gold_from_an_imported_reference(project, annotator, api_client_for):
+def test_label_gold_from_an_imported_reference(project, admin_user, annotator, api_client_for):
     items = items_with(project, 2, label="positive")
-    Item.objects.filter(pk=items[0].pk).update(reference="negative")
-    items[0].refresh_from_db()
-    quality.items_gold_set(project=project, items=[items[0]])
+    # What an import leaves: an external id and the reference in the import's shape.
+    Item.objects.filter(pk=items[0].pk).update(external_id="row-1", reference={"labels": ["negative"]})
+    marked = api_client_for(admin_user).post(
+        f"/api/v1/projects/{project.pk}/gold/", {"external_ids": ["row-1"]}, format="json"
+    )
+    assert marked.json() == {"items": 1}
+    unknown = api_client_for(admin_user).post(
+        f"/api/v1/projects/{project.pk}/gold/", {"external_ids": ["row-9"]}, format="json"
+    )
+    assert unknown.status_code == 400 and "row-9" in unknown.json()["error"]["message"]
     gold_task = ReviewTask.objects.get(item=items[0], mode="label")
     assert gold_task.is_gold and gold_task.overlap == quality.gold_overlap(project)
     client = api_client_for(annotator)
@@ -125,6 +132,16 @@ def test_label_gold_from_an_imported_reference(project, annotator, api_client_fo
     assert result["correct"] is True
     with pytest.raises(ValidationFailed, match="Unknown label"):
         quality.items_gold_set(project=project, items=[items[1]], reference="neutral")
+    assert (
+        api_client_for(annotator)
+        .post(
+            f"/api/v1/projects/{project.pk}/gold/",
+            {"items": [items[1].pk], "reference": "negative"},
+            format="json",
+        )
+        .status_code
+        == 403
+    )
 
 
 def test_an_annotator_below_the_gold_threshold_is_paused_and_told_why(
