@@ -180,6 +180,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "SynthLab API",
     "DESCRIPTION": "Import items, push candidates, review, pull annotations and exports.",
     "VERSION": "1.0.0",
+    # Jobs, model tests and exports each have a "status"; name the choice sets apart.
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "generation.models.JobStatus"},
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
