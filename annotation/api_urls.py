@@ -1,10 +1,19 @@
 from django.urls import path
 
 from .api import auth, projects
+from .api import exports as exports_api
 from .api import quality as quality_api
 from .api import review as review_api
 
 urlpatterns = [
+    path("projects/<int:project_id>/exports/", exports_api.ExportListApi.as_view(), name="api-exports"),
+    path(
+        "projects/<int:project_id>/exports/preview/",
+        exports_api.ExportPreviewApi.as_view(),
+        name="api-export-preview",
+    ),
+    path("exports/<int:export_id>/", exports_api.ExportDetailApi.as_view(), name="api-export"),
+    path("exports/<int:export_id>/download/", exports_api.ExportDownloadApi.as_view(), name="api-export-download"),
     path("auth/token/", auth.TokenObtainApi.as_view(), name="api-token"),
     path("projects/", projects.ProjectListApi.as_view(), name="api-projects"),
     path("projects/<int:project_id>/", projects.ProjectDetailApi.as_view(), name="api-project"),

@@ -12,3 +12,12 @@ def webhook_deliver(delivery_id: int) -> None:
     delivery = webhooks.webhook_delivery_attempt(delivery_id=delivery_id)
     if delivery is not None and delivery.status == DeliveryStatus.RETRYING:
         webhook_deliver.apply_async((delivery_id,), countdown=webhooks.retry_delay(delivery.attempts))
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def export_run_task(export_id: int) -> None:
+    """Writes one export's file. A rerun (redelivery after a crash) is a no-op unless the first
+    run stopped beating; see exports.export_run."""
+    from .services import exports
+
+    exports.export_run(export_id=export_id)

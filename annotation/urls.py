@@ -1,10 +1,19 @@
 from django.urls import path
 
 from .views import dashboard, imports, projects, quality, review
+from .views import exports as export_views
 
 app_name = "annotation"
 
 urlpatterns = [
+    path("projects/<int:project_id>/exports/", export_views.export_list, name="export_list"),
+    path("projects/<int:project_id>/exports/preview/", export_views.export_preview, name="export_preview"),
+    path("projects/<int:project_id>/exports/<int:export_id>/", export_views.export_detail, name="export_detail"),
+    path(
+        "projects/<int:project_id>/exports/<int:export_id>/download/",
+        export_views.export_download,
+        name="export_download",
+    ),
     path("", projects.project_list, name="project_list"),
     path("projects/new/", projects.project_create, name="project_create"),
     path("projects/<int:project_id>/", projects.project_detail, name="project_detail"),

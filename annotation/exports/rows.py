@@ -1,0 +1,827 @@
+"""Rows of every export format, streamed from the database.
+
+`item_records` merges a few queries, each ordered by item id and read through a server-side
+cursor (items, candidates, review tasks with their votes and ratings counted by the database,
+edit/label answers, annotators per item, adjudications) into one `ItemRecord` per item: memory
+holds one item and a batch per cursor, whatever the project's size. `export_rows` applies the
+format's rules to each record, then the filters and the eval-leak check, and yields plain dicts:
+the format's columns, then the provenance columns (unless the export is bare).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+from django.db import connection
+from django.db.models import Count, Q
+
+from ..models import (
+    Adjudication,
+    Annotation,
+    Candidate,
+    Item,
+    Project,
+    ReviewTask,
+    Split,
+    TaskStatus,
+    TaskType,
+)
+from ..validation import content_hash
+from . import rules as R
+from .spec import ExportSpec
+
+
+def dumps_text(value) -> str:
+    """Compact JSON text (UTF-8, keys sorted) for the `meta` column."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+# Progress is reported (and a preview's deadline checked) every this many items.
+PROGRESS_ITEMS = 2000
+
+# Column types by name; export_schema turns them into Arrow types (pyarrow is imported only where
+# a schema is needed).
+STRING, BOOL, INT, FLOAT = "string", "bool", "int", "float"
+STRINGS, INTS, MESSAGES, SPANS = "strings", "ints", "messages", "spans"
+
+PROVENANCE: list[tuple[str, str]] = [
+    ("item_id", INT),
+    ("external_id", STRING),
+    ("rule", STRING),
+    ("candidate_ids", INTS),
+    ("candidate_models", STRINGS),
+    ("candidate_recipes", STRINGS),
+    ("annotator_count", INT),
+    ("agreement", FLOAT),
+    ("meta", STRING),
+]
+PROVENANCE_HELP = {
+    "item_id": "SynthLab item id",
+    "external_id": "the item's external id ('' when none)",
+    "rule": "the rule that made the row",
+    "candidate_ids": "candidates in the row (completion; or chosen, rejected)",
+    "candidate_models": "model that drafted each candidate ('human' for a reviewer's text)",
+    "candidate_recipes": "recipe that made each candidate",
+    "annotator_count": "distinct annotators who judged the item",
+    "agreement": "item agreement 0..1 (1.0 when nothing was judged twice)",
+    "meta": "JSON: the rule's evidence (votes, ratings, margin)",
+}
+
+
+@dataclass(slots=True)
+class Facts:
+    """What several rules read about one item, computed once."""
+
+    edits: list[R.Edit]
+    ratings: dict[int, list[int]]
+
+
+@dataclass
+class RowContext:
+    """The export's settings, resolved once, and the counts it gathers as rows go by."""
+
+    project: Project
+    spec: ExportSpec
+    eval_hashes: frozenset[str] = frozenset()
+    by_rule: Counter = field(default_factory=Counter)
+    dropped: Counter = field(default_factory=Counter)
+    models: Counter = field(default_factory=Counter)
+    rows: int = 0
+    items: int = 0
+    eval_leaks_removed: int = 0
+    eval_leak_items: int = 0
+    extra: Counter = field(default_factory=Counter)
+
+    def __post_init__(self):
+        option, spec = self.spec.option, self.spec
+        self.rules = tuple(option("rules", ("compare", "rating", "edit")))
+        self.rating_pairs = option("rating_pairs", "best_worst")
+        self.min_rating_gap = option("min_rating_gap", 1.0)
+        self.min_vote_margin = option("min_vote_margin", 1)
+        self.seed = option("seed", 0)
+        self.rating_agreement = option("rating_agreement", "spread")
+        self.kto_desirable_min = option("kto_desirable_min", 4.0)
+        self.kto_undesirable_max = option("kto_undesirable_max", 2.0)
+        # SFT-style picks take an unedited draft only when it averages at least this.
+        self.pick_min_rating = spec.filter("min_rating", 4.0)
+        self.ner = spec.ner
+        self.labelled = self.project.task_type in (TaskType.CLASSIFICATION, TaskType.NER)
+
+    def facts(self, record: R.ItemRecord) -> Facts:
+        return Facts(R.edits(record), R.candidate_ratings(record))
+
+    def counts(self) -> dict:
+        out = {
+            "rows": self.rows,
+            "items_scanned": self.items,
+            "by_rule": dict(sorted(self.by_rule.items())),
+            "by_split": {self.spec.filter("split", "train"): self.rows} if self.rows else {},
+            "dropped": dict(sorted(self.dropped.items())),
+            "eval_leaks_removed": self.eval_leaks_removed,
+            "eval_leak_items": self.eval_leak_items,
+            "models": dict(self.models.most_common()),
+        }
+        if self.spec.format == "kto":
+            desirable, undesirable = self.extra["desirable"], self.extra["undesirable"]
+            out["kto"] = {
+                "desirable": desirable,
+                "undesirable": undesirable,
+                **R.kto_weights(desirable, undesirable),
+            }
+        if self.spec.format == "conll":
+            out["conll_misaligned_spans"] = self.extra["misaligned"]
+        return out
+
+
+# One output of a format's builder: its columns, the rule, the candidates in it, the rule's evidence,
+# and the candidate whose rating the min_rating filter checks (None: not rated by this row).
+Out = tuple[dict, str, list[R.Cand], dict, R.Cand | None]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    title: str
+    description: str
+    modes: tuple[str, ...]
+    build: Callable[[R.ItemRecord, Facts, RowContext], Iterable[Out]]
+    columns: Callable[[bool], list[tuple[str, str]]]
+    training: bool = True
+    pairs: bool = False
+    task_types: tuple[str, ...] = ()
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+# Builders --------------------------------------------------------------------------------------------
+
+
+def _sft(shape):
+    def build(record, facts, ctx):
+        pick = R.sft_pick(record, facts.edits, facts.ratings, min_rating=ctx.pick_min_rating)
+        if isinstance(pick, str):
+            ctx.dropped[pick] += 1
+            return
+        yield shape(record, pick.cand.text), pick.rule, [pick.cand], pick.detail, pick.cand
+
+    return build
+
+
+def _pairs(record: R.ItemRecord, facts: Facts, ctx: RowContext) -> list[R.Pair]:
+    rules = ctx.rules
+    found: list[R.Pair] = []
+    if "compare" in rules:
+        for task in record.tasks:
+            if task.mode == "compare":
+                pair = R.compare_pair(record, task, min_margin=ctx.min_vote_margin)
+                if isinstance(pair, str):
+                    if pair != "no_votes":
+                        ctx.dropped[pair] += 1
+                else:
+                    found.append(pair)
+    if "rating" in rules and facts.ratings:
+        gap = ctx.min_rating_gap
+        if ctx.rating_pairs == "best_random":
+            pair = R.rating_pair_best_random(
+                record, facts.ratings, min_gap=gap, rng=R.item_rng(ctx.seed, record.id)
+            )
+        else:
+            pair = R.rating_pair_best_worst(record, facts.ratings, min_gap=gap)
+        if isinstance(pair, str):
+            ctx.dropped[pair] += 1
+        else:
+            found.append(pair)
+    if "edit" in rules:
+        found.extend(R.edit_pairs(record, facts.edits))
+    return _pairs_clean(found, ctx)
+
+
+def _key(cand: R.Cand):
+    return cand.id if cand.id is not None else ("text", cand.text)
+
+
+def _pairs_clean(pairs: list[R.Pair], ctx: RowContext) -> list[R.Pair]:
+    """One pair per (chosen, rejected); pairs whose two sides say opposite things are both dropped."""
+    seen: dict = {}
+    for pair in pairs:
+        key = (_key(pair.chosen), _key(pair.rejected))
+        if key in seen:
+            ctx.dropped["duplicate_pair"] += 1
+            continue
+        if R.same_text(pair.chosen, pair.rejected):
+            ctx.dropped["identical_texts"] += 1
+            continue
+        seen[key] = pair
+    contradicted = {k for k in seen if (k[1], k[0]) in seen}
+    if contradicted:
+        ctx.dropped["contradicting_pairs"] += len(contradicted)
+    return [p for k, p in seen.items() if k not in contradicted]
+
+
+def _pair_builder(shape):
+    def build(record, facts, ctx):
+        for pair in _pairs(record, facts, ctx):
+            yield (
+                shape(record, pair.chosen.text, pair.rejected.text),
+                pair.rule,
+                [pair.chosen, pair.rejected],
+                pair.detail,
+                pair.chosen,
+            )
+
+    return build
+
+
+def _kto(record, facts, ctx):
+    picks, dropped = R.kto_picks(
+        record,
+        facts.edits,
+        facts.ratings,
+        desirable_min=ctx.kto_desirable_min,
+        undesirable_max=ctx.kto_undesirable_max,
+        min_margin=ctx.min_vote_margin,
+    )
+    ctx.dropped.update(dropped)
+    prompt = R.prompt_text(record)
+    for pick in picks:
+        core = {"prompt": prompt, "completion": pick.cand.text, "label": bool(pick.label)}
+        yield core, pick.rule, [pick.cand], pick.detail, pick.cand if pick.label else None
+
+
+def _label_task(record) -> R.Task | None:
+    return next((t for t in record.tasks if t.mode == "label"), None)
+
+
+def _span_rows(text: str, spans: list[dict]) -> list[dict]:
+    return [
+        {"start": s["start"], "end": s["end"], "label": s["label"], "text": text[s["start"] : s["end"]]}
+        for s in spans
+    ]
+
+
+def _consensus(record, ctx) -> tuple[R.Task | None, list[str] | None, list[dict] | None, float, str | None]:
+    task = _label_task(record)
+    if task is None:
+        return None, None, None, 0.0, "no_label_task"
+    if ctx.ner:
+        spans, share, reason = R.span_majority(task)
+        return task, None, spans, share, reason
+    labels, share, reason = R.label_majority(task)
+    return task, labels, None, share, reason
+
+
+def _labels(record, facts, ctx):
+    task, labels, spans, share, reason = _consensus(record, ctx)
+    if reason:
+        ctx.dropped[reason] += 1
+        return
+    text = R.display_text(record)
+    suggestion = [record.candidates[task.a_id]] if task.a_id in record.candidates else []
+    detail = {"share": round(share, 4), "task_id": task.id}
+    if task.adjudicated:
+        detail["adjudicated"] = True
+    if ctx.ner:
+        yield {"text": text, "spans": _span_rows(text, spans)}, R.SPAN_MAJORITY, suggestion, detail, None
+    else:
+        core = {"text": text, "label": labels[0] if len(labels) == 1 else "", "labels": labels}
+        yield core, R.LABEL_MAJORITY, suggestion, detail, None
+
+
+def _conll(record, facts, ctx):
+    task, _, spans, share, reason = _consensus(record, ctx)
+    if reason:
+        ctx.dropped[reason] += 1
+        return
+    text = R.display_text(record)
+    tokens, tags, misaligned = R.bio_tags(text, spans)
+    ctx.extra["misaligned"] += misaligned
+    core = {
+        "text": text,
+        "tokens": [t for _, _, t in tokens],
+        "ner_tags": tags,
+        "token_starts": [s for s, _, _ in tokens],
+        "token_ends": [e for _, e, _ in tokens],
+    }
+    suggestion = [record.candidates[task.a_id]] if task.a_id in record.candidates else []
+    yield (
+        core,
+        R.SPAN_MAJORITY,
+        suggestion,
+        {"share": round(share, 4), "task_id": task.id, "misaligned": misaligned},
+        None,
+    )
+
+
+def _eval(record, facts, ctx):
+    """An eval item verified by people: its consensus labels/spans, the answer reviewers accepted
+    or wrote, or an imported reference."""
+    labels: list[str] = []
+    spans: list[dict] = []
+    rule, cands, detail = None, [], {}
+    text = R.display_text(record)
+    if ctx.labelled:
+        task, found_labels, found_spans, share, reason = _consensus(record, ctx)
+        if not reason:
+            labels, spans = found_labels or [], _span_rows(text, found_spans or [])
+            rule, detail = (R.SPAN_MAJORITY if ctx.ner else R.LABEL_MAJORITY), {"share": round(share, 4)}
+    reference = ""
+    pick = R.sft_pick(record, facts.edits, facts.ratings, min_rating=ctx.pick_min_rating)
+    if not isinstance(pick, str):
+        reference, cands = pick.cand.text, [pick.cand]
+        rule, detail = rule or pick.rule, {**pick.detail, **detail}
+    if rule is None:
+        imported, ref_labels, ref_spans = R.reference_text(record.reference), [], []
+        if ctx.labelled:
+            ref_labels, ref_spans = R.reference_labels(record.reference, ner=ctx.ner)
+            imported = "" if isinstance(record.reference, str) else imported
+        if imported or ref_labels or ref_spans:
+            reference, labels, spans = imported, ref_labels, _span_rows(text, ref_spans)
+            rule = R.IMPORTED_REFERENCE
+    if rule is None:
+        ctx.dropped["not_verified"] += 1
+        return
+    core = {"prompt": R.prompt_text(record), "reference": reference, "labels": labels, "spans": spans}
+    yield core, rule, cands, detail, cands[0] if cands else None
+
+
+# Formats --------------------------------------------------------------------------------------------
+
+# Every text format reads all three text modes, so an item's agreement and annotator count are the
+# same whichever format exports it.
+TEXT_MODES = ("compare", "rate", "edit")
+
+
+# Columns ---------------------------------------------------------------------------------------------
+
+
+def _cols(*columns):
+    return lambda ner: list(columns)
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in [
+        Format(
+            "sft",
+            "SFT (prompt/completion)",
+            "The accepted or best-rated completion per item; human edits first. TRL SFTTrainer.",
+            TEXT_MODES,
+            _sft(lambda rec, text: {"prompt": R.prompt_text(rec), "completion": text}),
+            _cols(("prompt", STRING), ("completion", STRING)),
+        ),
+        Format(
+            "sft_messages",
+            "SFT (conversational messages)",
+            "Same picks as sft, as a messages list (TRL conversational language modelling).",
+            TEXT_MODES,
+            _sft(lambda rec, text: {"messages": R.prompt_messages(rec) + _assistant(text)}),
+            _cols(("messages", MESSAGES)),
+        ),
+        Format(
+            "dpo",
+            "DPO (prompt/chosen/rejected)",
+            "Preference pairs from compare majorities, binarised ratings and edits. TRL DPOTrainer.",
+            TEXT_MODES,
+            _pair_builder(lambda rec, c, r: {"prompt": R.prompt_text(rec), "chosen": c, "rejected": r}),
+            _cols(("prompt", STRING), ("chosen", STRING), ("rejected", STRING)),
+            pairs=True,
+        ),
+        Format(
+            "dpo_messages",
+            "DPO (conversational)",
+            "Same pairs as dpo with message lists (explicit prompt).",
+            TEXT_MODES,
+            _pair_builder(
+                lambda rec, c, r: {
+                    "prompt": R.prompt_messages(rec),
+                    "chosen": _assistant(c),
+                    "rejected": _assistant(r),
+                }
+            ),
+            _cols(("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES)),
+            pairs=True,
+        ),
+        Format(
+            "kto",
+            "KTO (unpaired prompt/completion/label)",
+            "Desirable from high ratings and accepted edits; undesirable from low ratings and both_bad.",
+            TEXT_MODES,
+            _kto,
+            _cols(("prompt", STRING), ("completion", STRING), ("label", BOOL)),
+        ),
+        Format(
+            "reward",
+            "Reward model (implicit prompt)",
+            "Same pairs as dpo; chosen/rejected conversations include the prompt. TRL RewardTrainer.",
+            TEXT_MODES,
+            _pair_builder(
+                lambda rec, c, r: {
+                    "chosen": R.prompt_messages(rec) + _assistant(c),
+                    "rejected": R.prompt_messages(rec) + _assistant(r),
+                }
+            ),
+            _cols(("chosen", MESSAGES), ("rejected", MESSAGES)),
+            pairs=True,
+        ),
+        Format(
+            "eval",
+            "Eval set",
+            "Human-verified eval-split items with their references and labels; never in training exports.",
+            ("compare", "rate", "edit", "label"),
+            _eval,
+            _cols(("prompt", STRING), ("reference", STRING), ("labels", STRINGS), ("spans", SPANS)),
+            training=False,
+        ),
+        Format(
+            "labels",
+            "Labels (classification / NER)",
+            "Consensus labels (label, labels) or character spans per item.",
+            ("label",),
+            _labels,
+            lambda ner: (
+                [("text", STRING), ("spans", SPANS)]
+                if ner
+                else [("text", STRING), ("label", STRING), ("labels", STRINGS)]
+            ),
+            task_types=(TaskType.CLASSIFICATION, TaskType.NER),
+        ),
+        Format(
+            "conll",
+            "CoNLL-style NER (BIO tags)",
+            "Whitespace tokens with character offsets and BIO tags from the consensus spans.",
+            ("label",),
+            _conll,
+            _cols(
+                ("text", STRING),
+                ("tokens", STRINGS),
+                ("ner_tags", STRINGS),
+                ("token_starts", INTS),
+                ("token_ends", INTS),
+            ),
+            task_types=(TaskType.NER,),
+        ),
+        Format(
+            "openai_chat",
+            "OpenAI chat fine-tuning",
+            'Same picks as sft as {"messages": [...]}; ask for a bare file to upload to OpenAI.',
+            TEXT_MODES,
+            _sft(lambda rec, text: {"messages": R.prompt_messages(rec) + _assistant(text)}),
+            _cols(("messages", MESSAGES)),
+        ),
+        Format(
+            "alpaca",
+            "Alpaca (instruction/input/output)",
+            "Same picks as sft in Alpaca's fields.",
+            TEXT_MODES,
+            _sft(
+                lambda rec, text: dict(
+                    zip(("instruction", "input"), R.alpaca_fields(rec), strict=True), output=text
+                )
+            ),
+            _cols(("instruction", STRING), ("input", STRING), ("output", STRING)),
+        ),
+    ]
+}
+
+
+def export_columns(spec: ExportSpec) -> list[tuple[str, str]]:
+    columns = FORMATS[spec.format].columns(spec.ner)
+    return columns if spec.option("bare", False) else columns + PROVENANCE
+
+
+def export_schema(spec: ExportSpec):
+    """The Arrow schema every row of the export follows (Parquet and `datasets` need one)."""
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    span = pa.struct(
+        [("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("text", pa.string())]
+    )
+    types = {
+        STRING: pa.string(),
+        BOOL: pa.bool_(),
+        INT: pa.int64(),
+        FLOAT: pa.float64(),
+        STRINGS: pa.list_(pa.string()),
+        INTS: pa.list_(pa.int64()),
+        MESSAGES: pa.list_(message),
+        SPANS: pa.list_(span),
+    }
+    return pa.schema([(name, types[kind]) for name, kind in export_columns(spec)])
+
+
+# Reading the database in chunks ------------------------------------------------------------------
+
+
+def _items_query(project: Project, spec: ExportSpec):
+    return Item.objects.filter(project=project, split=spec.filter("split", Split.TRAIN))
+
+
+def items_total(project: Project, spec: ExportSpec) -> int:
+    return _items_query(project, spec).count()
+
+
+def _answer_filter(spec: ExportSpec, prefix: str = "") -> Q:
+    """Which annotations count: by the chosen annotators, in the date range."""
+    q = Q()
+    if spec.annotator_ids is not None:
+        q &= Q(**{f"{prefix}annotator_id__in": spec.annotator_ids})
+    if spec.date_from:
+        q &= Q(**{f"{prefix}created_at__gte": spec.date_from})
+    if spec.date_to:
+        q &= Q(**{f"{prefix}created_at__lt": spec.date_to})
+    return q
+
+
+def _task_filter(project: Project, spec: ExportSpec, modes: list[str], prefix: str = "") -> Q:
+    q = Q(**{f"{prefix}project_id": project.pk, f"{prefix}item__split": spec.filter("split", Split.TRAIN)})
+    q &= Q(**{f"{prefix}mode__in": modes})
+    if spec.filter("completed_only", True):
+        q &= Q(**{f"{prefix}status": TaskStatus.DONE})
+    return q
+
+
+_CHOICES = ("a", "b", "tie", "both_bad")
+_RATINGS = (1, 2, 3, 4, 5)
+
+
+def _stream(queryset, *, batch: int = 2000) -> Iterator[tuple]:
+    """The queryset's rows as plain tuples, from a server-side cursor on PostgreSQL (a plain one on
+    SQLite), fetched in batches: the client holds one batch, never the result. No model
+    converters run; JSON columns arrive as text (see _json)."""
+    sql, params = queryset.query.sql_with_params()
+    cursor = connection.chunked_cursor()
+    try:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def _json(value):
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+class _Merge:
+    """Rows of one stream ordered by item id, handed out per item as the items go by."""
+
+    __slots__ = ("_rows", "_head")
+
+    def __init__(self, rows: Iterator[tuple]):
+        self._rows = rows
+        self._head = next(rows, None)
+
+    def take(self, item_id: int) -> list[tuple]:
+        out = []
+        head, rows = self._head, self._rows
+        while head is not None and head[0] <= item_id:
+            if head[0] == item_id:
+                out.append(head)
+            head = next(rows, None)
+        self._head = head
+        return out
+
+
+def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True) -> Iterator[R.ItemRecord]:
+    """One record per item in id order, merged from six ordered streams (items, candidates, tasks
+    with their votes and ratings counted by the database, edit/label answers, annotators per item,
+    final adjudications). Each table is read once; memory holds one item and a batch per stream."""
+    modes = list(FORMATS[spec.format].modes)
+    value_modes = [m for m in modes if m in ("edit", "label")]
+    with_labels = spec.format in ("labels", "conll", "eval")
+    split = spec.filter("split", Split.TRAIN)
+    answers = Q(annotations__isnull=False) & _answer_filter(spec, "annotations__")
+    counts = {f"c_{c}": Count("annotations", filter=answers & Q(annotations__choice=c)) for c in _CHOICES}
+    counts |= {f"r_{r}": Count("annotations", filter=answers & Q(annotations__rating=r)) for r in _RATINGS}
+    items = _stream(
+        _items_query(project, spec)
+        .order_by("id")
+        .values_list("id", "external_id", "text", "prompt", "messages", "reference", "content_hash")
+    )
+    candidates = _Merge(
+        _stream(
+            Candidate.objects.filter(item__project=project, item__split=split)
+            .order_by("item_id", "id")
+            .values_list(
+                "item_id",
+                "id",
+                "text",
+                "source",
+                "model",
+                "recipe",
+                "parent_id",
+                "label" if with_labels else "id",
+            )
+        )
+    )
+    tasks = _Merge(
+        _stream(
+            ReviewTask.objects.filter(_task_filter(project, spec, modes))
+            .order_by()
+            .values_list("item_id", "id", "mode", "candidate_a_id", "candidate_b_id")
+            .annotate(**counts)
+            .order_by("item_id", "id")
+        )
+    )
+    judged = Annotation.objects.filter(_task_filter(project, spec, modes, "task__")).filter(
+        _answer_filter(spec)
+    )
+    annotator_counts = _Merge(
+        _stream(
+            judged.order_by()
+            .values("task__item_id")
+            .annotate(n=Count("annotator_id", distinct=True))
+            .values_list("task__item_id", "n")
+            .order_by("task__item_id")
+        )
+        if annotators
+        else iter(())
+    )
+    values = _Merge(
+        _stream(
+            judged.filter(task__mode__in=value_modes)
+            .order_by("task__item_id", "id")
+            .values_list("task__item_id", "task_id", "value", "result_candidate_id")
+        )
+        if value_modes
+        else iter(())
+    )
+    adjudications = _Merge(
+        _stream(
+            Adjudication.objects.filter(_task_filter(project, spec, modes, "task__"), decision="final")
+            .order_by("task__item_id")
+            .values_list("task__item_id", "task_id", "value")
+        )
+    )
+    for pk, external_id, text, prompt, messages, reference, digest in items:
+        record = R.ItemRecord(
+            pk,
+            external_id or "",
+            text or "",
+            prompt or "",
+            _json(messages),
+            split,
+            _json(reference),
+            digest or "",
+        )
+        cands = record.candidates
+        for _, cid, ctext, source, model, recipe, parent_id, label in candidates.take(pk):
+            cands[cid] = R.Cand(
+                cid,
+                ctext or "",
+                _json(label) if with_labels else None,
+                source,
+                model or "",
+                recipe or "",
+                parent_id,
+            )
+        by_id = {}
+        for _, tid, mode, a_id, b_id, *n in tasks.take(pk):
+            task = R.Task(tid, mode, a_id, b_id)
+            if mode == "compare":
+                task.votes = {c: k for c, k in zip(_CHOICES, n[:4], strict=True) if k}
+            elif mode == "rate":
+                task.ratings = [r for r, k in zip(_RATINGS, n[4:], strict=True) for _ in range(k)]
+            by_id[tid] = task
+            record.tasks.append(task)
+        for _, n in annotator_counts.take(pk):
+            record.annotators = n
+        for _, tid, value, result_id in values.take(pk):
+            if tid in by_id:
+                by_id[tid].judgments.append(R.Judgment(_json(value), result_id))
+        for _, tid, value in adjudications.take(pk):
+            value = _json(value)
+            if tid in by_id and isinstance(value, dict):
+                by_id[tid].adjudicated = value
+        yield record
+
+
+def eval_hashes(project: Project) -> frozenset[str]:
+    """Normalised-text hashes of the project's eval prompts (stored and recomputed)."""
+    hashes: set[str] = set()
+    query = Item.objects.filter(project=project, split=Split.EVAL).values_list(
+        "content_hash", "text", "prompt", "messages"
+    )
+    for digest, text, prompt, messages in query.iterator(chunk_size=2000):
+        if digest:
+            hashes.add(digest)
+        record = R.ItemRecord(0, text=text or "", prompt=prompt or "", messages=messages)
+        hashes.add(content_hash(R.prompt_text(record)))
+    return frozenset(hashes)
+
+
+def _leaked(record: R.ItemRecord, hashes: frozenset[str]) -> bool:
+    if record.content_hash and record.content_hash in hashes:
+        return True
+    return content_hash(R.prompt_text(record)) in hashes
+
+
+def _drafted_by(cand: R.Cand, record: R.ItemRecord) -> R.Cand:
+    """For a reviewer's text, the draft it was made from (model/recipe filters look at that)."""
+    if cand.source == "human" and cand.parent_id in record.candidates:
+        return record.candidates[cand.parent_id]
+    return cand
+
+
+def _model_name(cand: R.Cand) -> str:
+    return cand.model or ("human" if cand.source == "human" else cand.source)
+
+
+def export_rows(
+    project: Project,
+    spec: ExportSpec,
+    ctx: RowContext,
+    *,
+    on_progress: Callable[[RowContext], None] | None = None,
+    deadline: float | None = None,
+) -> Iterator[dict]:
+    """Every row of the export, in item order: the format's rules, then the filters, then the
+    eval-leak check, then provenance. `on_progress` is called every PROGRESS_ITEMS items and at the
+    end; past `deadline` (time.monotonic()) the stream stops early (previews)."""
+    fmt = FORMATS[spec.format]
+    build = fmt.build
+    bare = spec.option("bare", False)
+    min_agreement = spec.filter("min_agreement")
+    need_agreement = not bare or min_agreement is not None
+    min_rating = spec.filter("min_rating")
+    models = set(spec.filter("models") or ())
+    recipes = set(spec.filter("recipes") or ())
+    check_leaks = fmt.training and bool(ctx.eval_hashes)
+    count_labels = spec.format == "kto"
+    by_rule, dropped, used_models = ctx.by_rule, ctx.dropped, ctx.models
+    for record in item_records(project, spec, annotators=not bare):
+        ctx.items += 1
+        if ctx.items % PROGRESS_ITEMS == 0:
+            if on_progress is not None:
+                on_progress(ctx)
+            if deadline is not None and time.monotonic() > deadline:
+                return
+        facts = ctx.facts(record)
+        outs = list(build(record, facts, ctx))
+        if not outs:
+            continue
+        agreement = (
+            R.item_agreement(record, facts.ratings, rating_method=ctx.rating_agreement)
+            if need_agreement
+            else 1.0
+        )
+        if min_agreement is not None and agreement < min_agreement:
+            dropped["agreement_below_min"] += len(outs)
+            continue
+        if models or recipes or min_rating is not None:
+            outs = _filtered(outs, record, facts, ctx, models, recipes, min_rating)
+            if not outs:
+                continue
+        if check_leaks and _leaked(record, ctx.eval_hashes):
+            ctx.eval_leaks_removed += len(outs)
+            ctx.eval_leak_items += 1
+            continue
+        for core, rule, cands, detail, _judged in outs:
+            ctx.rows += 1
+            by_rule[rule] += 1
+            if count_labels:
+                ctx.extra["desirable" if core["label"] else "undesirable"] += 1
+            names = [_model_name(c) for c in cands]
+            for name in names:
+                used_models[name] += 1
+            if not bare:
+                core["item_id"] = record.id
+                core["external_id"] = record.external_id
+                core["rule"] = rule
+                core["candidate_ids"] = [c.id for c in cands]
+                core["candidate_models"] = names
+                core["candidate_recipes"] = [c.recipe for c in cands]
+                core["annotator_count"] = record.annotators
+                core["agreement"] = float(agreement)
+                core["meta"] = dumps_text(detail)
+            yield core
+    if on_progress is not None:
+        on_progress(ctx)
+
+
+def _filtered(outs: list[Out], record, facts, ctx, models, recipes, min_rating) -> list[Out]:
+    kept = []
+    for out in outs:
+        cands, judged = out[2], out[4]
+        drafts = [_drafted_by(c, record) for c in cands]
+        if models and any(d.source != "human" and d.model not in models for d in drafts):
+            ctx.dropped["model_filter"] += 1
+        elif recipes and any(d.source != "human" and d.recipe not in recipes for d in drafts):
+            ctx.dropped["recipe_filter"] += 1
+        elif (
+            min_rating is not None
+            and judged is not None
+            and judged.id in facts.ratings
+            and (sum(facts.ratings[judged.id]) / len(facts.ratings[judged.id]) < min_rating)
+        ):
+            ctx.dropped["rating_below_min"] += 1
+        else:
+            kept.append(out)
+    return kept

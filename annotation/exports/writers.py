@@ -1,0 +1,195 @@
+"""One writer per file type. Each takes rows one at a time and keeps at most a row group in memory.
+
+- jsonl: one JSON object per line, UTF-8, written in small batches.
+- parquet: pyarrow with the format's fixed schema, one row group per few thousand rows.
+- hf: Parquet first, then a `datasets` DatasetDict (built from that Parquet file, memory-mapped)
+  saved with save_to_disk, a dataset card (README.md) beside it, packed as .zip or .tar.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+import orjson
+
+SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet"}
+ARCHIVE_SUFFIX = {"zip": ".zip", "tar": ".tar"}
+
+
+def file_suffix(file_type: str, archive: str | None) -> str:
+    return SUFFIX.get(file_type) or ARCHIVE_SUFFIX[archive or "zip"]
+
+
+def _line(row: dict) -> bytes:
+    # orjson: compact UTF-8 JSON (no ASCII escaping; NaN written as null), newline-terminated.
+    return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+
+
+class JsonlWriter:
+    def __init__(self, path: Path, schema):
+        self.path = path
+        self._file = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+        self.rows_written = 0
+
+    def write(self, row: dict) -> None:
+        self._file.write(_line(row))
+        self.rows_written += 1
+
+    def close(self, *, card: str = "") -> None:
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class ParquetWriter:
+    """Rows are encoded as JSON lines into one buffer per row group (ROWS rows or BUFFER_BYTES,
+    whichever comes first), which pyarrow parses against the fixed schema and writes as a row
+    group. No Python-object-to-Arrow conversion: less memory, and the same encoding as JSONL."""
+
+    ROWS = 5000
+    BUFFER_BYTES = 16 * 2**20
+
+    def __init__(self, path: Path, schema):
+        import pyarrow.json as paj
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.schema = schema
+        self._paj = paj
+        self._parse = paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+        self._writer = pq.ParquetWriter(
+            str(path),
+            schema,
+            compression="zstd",
+            # Dictionary pages only where values repeat; long texts go plain.
+            use_dictionary=[f.name for f in schema if f.name in DICTIONARY_COLUMNS],
+        )
+        self._buffer = bytearray()
+        self._rows = 0
+        self.rows_written = 0
+
+    def write(self, row: dict) -> None:
+        self._buffer += _line(row)
+        self._rows += 1
+        if self._rows >= self.ROWS or len(self._buffer) >= self.BUFFER_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        import pyarrow as pa
+
+        table = self._paj.read_json(
+            pa.BufferReader(pa.py_buffer(self._buffer)),
+            read_options=self._paj.ReadOptions(use_threads=False, block_size=len(self._buffer) + 1),
+            parse_options=self._parse,
+        )
+        self._writer.write_table(table)
+        self.rows_written += self._rows
+        self._buffer = bytearray()
+        self._rows = 0
+
+    def close(self, *, card: str = "") -> None:
+        self._flush()
+        self._writer.close()
+
+    def abort(self) -> None:
+        self._writer.close()
+        self.path.unlink(missing_ok=True)
+
+
+DICTIONARY_COLUMNS = {
+    "rule",
+    "external_id",
+    "candidate_models",
+    "candidate_recipes",
+    "label",
+    "labels",
+    "ner_tags",
+}
+
+
+class HfWriter:
+    """A `datasets` folder ({folder}/dataset_dict.json, {folder}/{split}/..., {folder}/README.md),
+    packed into one archive at `path`."""
+
+    def __init__(self, path: Path, schema, *, split: str, folder: str, archive: str = "zip"):
+        self.path = path
+        self.schema = schema
+        self.split = split
+        self.folder = folder
+        self.archive = archive
+        self._work = Path(tempfile.mkdtemp(prefix=".hf-", dir=path.parent))
+        self._parquet = ParquetWriter(self._work / "rows.parquet", schema)
+
+    def write(self, row: dict) -> None:
+        self._parquet.write(row)
+
+    def close(self, *, card: str = "") -> None:
+        import datasets
+
+        self._parquet.close()
+        datasets.disable_progress_bars()
+        features = datasets.Features.from_arrow_schema(self.schema)
+        try:
+            if self._parquet.rows_written:
+                # Built from the Parquet file into a memory-mapped cache: never the whole set in memory.
+                dataset = datasets.Dataset.from_parquet(
+                    str(self._parquet.path), features=features, cache_dir=str(self._work / "cache")
+                )
+            else:
+                dataset = datasets.Dataset(datasets.table.InMemoryTable(self.schema.empty_table()))
+            folder = self._work / self.folder
+            datasets.DatasetDict({self.split: dataset}).save_to_disk(str(folder))
+            del dataset
+            if not self._parquet.rows_written:
+                _empty_split_fix(folder / self.split, features)
+            (folder / "README.md").write_text(card, encoding="utf-8")
+            _pack(folder, self.path, self.archive)
+        finally:
+            shutil.rmtree(self._work, ignore_errors=True)
+
+    def abort(self) -> None:
+        self._parquet.abort()
+        shutil.rmtree(self._work, ignore_errors=True)
+        self.path.unlink(missing_ok=True)
+
+
+def _empty_split_fix(split_folder: Path, features) -> None:
+    """datasets saves an empty split as zero shards, which load_from_disk cannot read back; write
+    the one empty shard (schema and features, no rows) that it expects."""
+    from datasets.arrow_writer import ArrowWriter
+
+    name = "data-00000-of-00001.arrow"
+    with ArrowWriter(path=str(split_folder / name), features=features) as writer:
+        writer.finalize()
+    state_path = split_folder / "state.json"
+    state = json.loads(state_path.read_text())
+    state["_data_files"] = [{"filename": name}]
+    state_path.write_text(json.dumps(state, indent=2))
+
+
+def _pack(folder: Path, path: Path, archive: str) -> None:
+    if archive == "tar":
+        with tarfile.open(path, "w") as tar:
+            tar.add(folder, arcname=folder.name)
+        return
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                zf.write(file, arcname=str(file.relative_to(folder.parent)))
+
+
+def writer_open(file_type: str, path: Path, schema, *, split: str, folder: str, archive: str | None):
+    if file_type == "jsonl":
+        return JsonlWriter(path, schema)
+    if file_type == "parquet":
+        return ParquetWriter(path, schema)
+    return HfWriter(path, schema, split=split, folder=folder, archive=archive or "zip")
