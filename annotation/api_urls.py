@@ -2,6 +2,7 @@ from django.urls import path
 
 from .api import auth, projects
 from .api import exports as exports_api
+from .api import imports as imports_api
 from .api import quality as quality_api
 from .api import review as review_api
 
@@ -38,6 +39,7 @@ urlpatterns = [
         review_api.AnnotationListApi.as_view(),
         name="api-annotations",
     ),
+    path("projects/<int:project_id>/import/", imports_api.ImportApi.as_view(), name="api-import"),
     path("projects/<int:project_id>/webhooks/", quality_api.WebhookListApi.as_view(), name="api-webhooks"),
     path(
         "projects/<int:project_id>/webhooks/<int:webhook_id>/",

@@ -46,3 +46,27 @@ class ProjectForm(forms.Form):
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(help_text=".jsonl, .json, .csv, .tsv or .txt, saved as UTF-8.")
+    format = forms.ChoiceField(
+        choices=[
+            ("", "From the file name"),
+            ("jsonl", "JSON lines"),
+            ("json", "JSON array"),
+            ("csv", "CSV"),
+            ("tsv", "TSV"),
+            ("txt", "Plain text"),
+        ],
+        required=False,
+    )
+    txt_mode = forms.ChoiceField(
+        label="Plain text: one item per",
+        choices=[("lines", "non-empty line"), ("paragraphs", "paragraph (blank-line separated)")],
+        initial="lines",
+        widget=forms.RadioSelect,
+    )
+    header = forms.BooleanField(
+        label="CSV/TSV: the first row names the columns", required=False, initial=True
+    )
