@@ -112,8 +112,9 @@ def test_job_form_shows_the_prompts_and_starts_a_job(
 
 
 def test_job_page_polls_on_the_embedded_default_and_shows_failures_as_text(
-    client, project, annotator, make_items
+    client, project, annotator, make_items, settings
 ):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     (item,) = make_items(project, ["x"])
     job = GenerationJob.objects.create(
         project=project, recipe="weak_label", progress_total=1, status="running"
