@@ -38,7 +38,7 @@ def main() -> None:
         os.environ["DATABASE_URL"] = args.database_url
         name = args.database_url.rsplit("/", 1)[1]
         admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
-        subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
+        subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
         subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {name}"], check=True)
     else:
         os.environ.pop("DATABASE_URL", None)
@@ -55,7 +55,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
+        subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
 
 
 def run(n_items: int) -> None:
