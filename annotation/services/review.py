@@ -136,7 +136,12 @@ def _queue(*, project: Project, user, mode: str, now):
         ReviewTask.objects.filter(project=project, mode=mode, status=TaskStatus.OPEN)
         .alias(leased_by_others=_active_leases_of_others(user, now))
         .filter(annotation_count__lt=F("overlap") - F("leased_by_others"))
-        .filter(~Exists(Annotation.objects.filter(task=OuterRef("pk"), annotator=user)))
+        # "count = 0 OR NOT EXISTS" keeps the lookup a per-row probe of the (task, annotator) index
+        # (PostgreSQL would otherwise plan an anti-join over all of this user's annotations) and
+        # spares the probe for tasks nobody has answered yet.
+        .filter(
+            Q(annotation_count=0) | ~Exists(Annotation.objects.filter(task=OuterRef("pk"), annotator=user))
+        )
         .filter(_servable_to(user))
     )
 
@@ -158,8 +163,8 @@ def _free_slots_now(*, task_id: int, user, now) -> tuple[int, bool]:
     return free, row["answered"]
 
 
-def _lease_write(*, task: ReviewTask, user, now, fresh: bool) -> TaskLease:
-    lease = TaskLease(task=task, user=user, expires_at=now + lease_duration(), created_at=now)
+def _lease_write(*, task_id: int, user, now, fresh: bool) -> TaskLease:
+    lease = TaskLease(task_id=task_id, user=user, expires_at=now + lease_duration(), created_at=now)
     TaskLease.objects.bulk_create(
         [lease],
         update_conflicts=True,
@@ -169,10 +174,9 @@ def _lease_write(*, task: ReviewTask, user, now, fresh: bool) -> TaskLease:
     return lease
 
 
-def _claim(*, project: Project, user, mode: str, now) -> ReviewTask | None:
-    queue = _queue(project=project, user=user, mode=mode, now=now).select_related(
-        "item", "candidate_a", "candidate_b"
-    )
+def _claim(*, project: Project, user, mode: str, now) -> int | None:
+    """Leases the first free task of the queue; answers its id."""
+    queue = _queue(project=project, user=user, mode=mode, now=now)
     skipped = TaskSkip.objects.filter(task=OuterRef("pk"), user=user)
     passes = (
         # Tasks this user has not skipped, in queue order; then the skipped ones, oldest skip first.
@@ -189,14 +193,19 @@ def _claim(*, project: Project, user, mode: str, now) -> ReviewTask | None:
     for candidates in passes:
         missed: list[int] = []
         for _ in range(CLAIM_ATTEMPTS):
-            task = candidates.exclude(pk__in=missed).select_for_update(skip_locked=True, of=("self",)).first()
-            if task is None:
+            task_id = (
+                candidates.exclude(pk__in=missed)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if task_id is None:
                 break
-            free, answered = _free_slots_now(task_id=task.pk, user=user, now=now)
+            free, answered = _free_slots_now(task_id=task_id, user=user, now=now)
             if free > 0 and not answered:
-                _lease_write(task=task, user=user, now=now, fresh=True)
-                return task
-            missed.append(task.pk)
+                _lease_write(task_id=task_id, user=user, now=now, fresh=True)
+                return task_id
+            missed.append(task_id)
     return None
 
 
@@ -237,19 +246,22 @@ def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
                 task__mode=mode,
                 task__status=TaskStatus.OPEN,
             )
-            .select_related("task", "task__item", "task__candidate_a", "task__candidate_b")
             .order_by("task__priority", "task_id")
+            .values_list("task_id", flat=True)
             .first()
         )
         if held is not None:
-            _lease_write(task=held.task, user=user, now=now, fresh=False)
-            task = held.task
-            task.lease_expires_at = now + lease_duration()
-            return task
-        task = _claim(project=project, user=user, mode=mode, now=now)
-        if task is not None:
-            task.lease_expires_at = now + lease_duration()
-            _after_commit_notify(project.pk)
+            _lease_write(task_id=held, user=user, now=now, fresh=False)
+            task_id = held
+        else:
+            task_id = _claim(project=project, user=user, mode=mode, now=now)
+            if task_id is not None:
+                _after_commit_notify(project.pk)
+        if task_id is None:
+            return None
+        task = ReviewTask.objects.select_related("item", "candidate_a", "candidate_b").get(pk=task_id)
+    task.project = project
+    task.lease_expires_at = now + lease_duration()
     return task
 
 
@@ -262,7 +274,7 @@ def task_claim(*, task: ReviewTask, user) -> bool:
             return False
         mine = TaskLease.objects.filter(task=task, user=user).values_list("expires_at", flat=True).first()
         if mine is not None and mine > now:
-            _lease_write(task=task, user=user, now=now, fresh=False)
+            _lease_write(task_id=task.pk, user=user, now=now, fresh=False)
             task.lease_expires_at = now + lease_duration()
             return True
         if task.mode not in task.project.modes:
@@ -275,7 +287,7 @@ def task_claim(*, task: ReviewTask, user) -> bool:
         free, answered = _free_slots_now(task_id=task.pk, user=user, now=now)
         if paused or assigned_elsewhere or answered or free <= 0:
             return False
-        _lease_write(task=task, user=user, now=now, fresh=True)
+        _lease_write(task_id=task.pk, user=user, now=now, fresh=True)
         task.lease_expires_at = now + lease_duration()
         _after_commit_notify(task.project_id)
     return True

@@ -79,6 +79,12 @@ TEMPLATES = [
 # Database -------------------------------------------------------------------------------------
 if ENV.database_url:
     DATABASES = {"default": dj_database_url.parse(ENV.database_url, conn_max_age=60, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # Under ASGI every request runs in a thread of its own, so per-thread persistent connections
+        # meant a new PostgreSQL connection (cold caches, ~ms to open) for every request, and too
+        # many clients under load. A pool per process hands warm connections out again.
+        DATABASES["default"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 20}
 else:
     DATABASES = {
         "default": {
@@ -116,13 +122,13 @@ else:
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-        "control_folder": str(_broker_dir / "control"),
 CELERY_TASK_ROUTES = {"generation.tasks.*": {"queue": "gpu"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
