@@ -2,6 +2,7 @@
 gold tasks mixed in at the project's rate and scored, pausing and resuming annotators, assignment,
 adjudication, and the webhook events a submission sends."""
 
+import json
 import uuid
 
 import pytest
@@ -390,3 +391,41 @@ def test_picking_an_annotators_edit_keeps_the_human_candidate_it_became(
         "text": "The capital is Paris.",
         "candidate": carols["value"]["candidate"],
     }
+
+
+def test_exports_use_the_adjudicated_answer_and_say_so(
+    project, admin_user, annotator, carol, rita, api_client_for
+):
+    from annotation.services.exports import export_create
+    from annotation.tasks import export_run_task
+
+    from .export_helpers import export_path, read_jsonl
+
+    Membership.objects.create(project=project, user=carol, role=ANNOTATOR)
+    Membership.objects.create(project=project, user=rita, role=Role.REVIEWER)
+    project.modes, project.overlap = ["label"], 2
+    project.save()
+    items_with(project, 1, text="The plot drags but the ending lands.", label="positive")
+    for user, label in ((annotator, "positive"), (carol, "negative")):
+        client = api_client_for(user)
+        submit(client, next_task(client, project, mode="label")["id"], {"labels": [label]})
+
+    def labels_export():
+        export = export_create(project=project, user=admin_user, format="labels", file_type="jsonl")
+        export_run_task(export.pk)
+        export.refresh_from_db()
+        return export, read_jsonl(export_path(export))
+
+    export, rows = labels_export()
+    assert rows == [] and export.counts["dropped"]["no_label_majority"] == 1  # a 1-1 tie
+    [queued] = api_client_for(rita).get(f"/api/v1/projects/{project.pk}/adjudication/").json()["results"]
+    api_client_for(rita).post(
+        f"/api/v1/tasks/{queued['id']}/review/",
+        {"decision": "final", "value": {"labels": ["negative"]}},
+        format="json",
+    )
+    _, [row] = labels_export()
+    assert row["label"] == "negative"
+    # The row's provenance says the answer is a reviewer's ruling, not the annotators' majority.
+    assert json.loads(row["meta"]) == {"adjudicated": True, "share": 0.5, "task_id": queued["id"]}
+    assert row["annotator_count"] == 2
