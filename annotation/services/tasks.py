@@ -7,6 +7,7 @@ import random
 from django.db import transaction
 
 from ..models import Candidate, CandidateSource, Item, Project, ReviewMode, ReviewTask, TaskType
+from .quality import gold_overlap
 
 MAX_COMPARE_PAIRS_PER_ITEM = 6
 
@@ -33,6 +34,8 @@ def review_tasks_build(
     ]
     texted = [c for c in drafts if c.text]
     tasks: list[ReviewTask] = []
+    # A gold item's tasks take every annotator, like those made when the item was marked gold.
+    overlap = gold_overlap(project) if item.is_gold else project.overlap
 
     def task(mode, key, a=None, b=None):
         tasks.append(
@@ -43,7 +46,7 @@ def review_tasks_build(
                 key=key,
                 candidate_a=a,
                 candidate_b=b,
-                overlap=project.overlap,
+                overlap=overlap,
                 is_gold=item.is_gold,
             )
         )

@@ -429,3 +429,18 @@ def test_exports_use_the_adjudicated_answer_and_say_so(
     # The row's provenance says the answer is a reviewer's ruling, not the annotators' majority.
     assert json.loads(row["meta"]) == {"adjudicated": True, "share": 0.5, "task_id": queued["id"]}
     assert row["annotator_count"] == 2
+
+
+def test_a_new_candidate_on_a_gold_item_gets_a_gold_task_for_every_annotator(admin_user, annotator):
+    from annotation.services.candidates import candidates_create
+
+    project = quality_project(admin=admin_user, members=[(annotator, ANNOTATOR)], overlap=1)
+    [item] = items_with(project, 1)
+    quality.items_gold_set(project=project, items=[item], reference={"rating": 4})
+    candidates_create(project=project, rows=[{"item": item.pk, "text": "A later draft.", "model": "m1"}])
+    later = ReviewTask.objects.get(candidate_a__text="A later draft.")
+    assert later.is_gold and later.overlap == quality.gold_overlap(project) == 50
+    # Unmarking puts the project's overlap back.
+    quality.items_gold_set(project=project, items=[item], is_gold=False)
+    later.refresh_from_db()
+    assert (later.is_gold, later.overlap) == (False, 1)
