@@ -281,3 +281,34 @@ def test_json_array_is_read_piece_by_piece_across_chunk_boundaries(monkeypatch, 
         assert rows == [(n + 1, item) for n, item in enumerate(items)]
     broken = json.dumps(items[:3]).encode()[:-1]  # the closing ] is missing
     assert list(importing.json_rows(io.BytesIO(broken)))[-1][1].field == "json"
+
+
+def test_many_small_batches_write_the_same_as_one(project):
+    from annotation.services.imports import items_import
+
+    def rows(version):
+        return [
+            (
+                n,
+                {
+                    "external_id": f"b{n}",
+                    "text": f"text {n} v{version}",
+                    "label": "positive",
+                    "candidates": [
+                        {"text": f"draft {n}", "model": "m"},
+                        {"text": f"v{version}", "model": "m"},
+                    ],
+                },
+            )
+            for n in range(1, 12)
+        ]
+
+    assert items_import(project=project, rows=rows(1), batch_size=2) == {"created": 11, "updated": 0}
+    assert items_import(project=project, rows=rows(2), batch_size=3) == {"created": 0, "updated": 11}
+    assert Item.objects.count() == 11
+    item = Item.objects.get(external_id="b7")
+    assert item.text == "text 7 v2"
+    assert sorted(item.candidates.values_list("text", flat=True)) == ["draft 7", "v1", "v2"]
+    # label task per item; rate and edit per candidate; compare for each pair of the three candidates
+    assert item.tasks.filter(mode="label").count() == 1
+    assert item.tasks.filter(mode="rate").count() == 3 and item.tasks.filter(mode="compare").count() == 3
