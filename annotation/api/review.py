@@ -123,8 +123,7 @@ class TaskNextApi(APIView):
                 break
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        draft = review_selectors.draft_get(task=task, user=request.user)
-        return Response(task_payload(task, draft=draft))
+        return Response(task_payload(task, draft=task.user_draft))
 
 
 def _body(request) -> dict:

@@ -26,7 +26,7 @@ from functools import cache, partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, JSONField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -210,8 +210,8 @@ def _claim(*, project: Project, user, mode: str, now) -> int | None:
 
 
 def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
-    """Leases the next task of ``mode`` to ``user`` and answers it (item and candidates loaded), or
-    None when nothing is left for them.
+    """Leases the next task of ``mode`` to ``user`` and answers it (item and candidates loaded, and
+    ``user_draft``: what they typed before, or None), or None when nothing is left for them.
 
     A task the user already holds an unexpired lease on comes back first (with its lease renewed):
     a reload or a second tab resumes the same task instead of taking another slot.
@@ -259,7 +259,12 @@ def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
                 _after_commit_notify(project.pk)
         if task_id is None:
             return None
-        task = ReviewTask.objects.select_related("item", "candidate_a", "candidate_b").get(pk=task_id)
+        draft = AnnotationDraft.objects.filter(task=OuterRef("pk"), user=user).values("value")[:1]
+        task = (
+            ReviewTask.objects.select_related("item", "candidate_a", "candidate_b")
+            .annotate(user_draft=Subquery(draft, output_field=JSONField()))
+            .get(pk=task_id)
+        )
     task.project = project
     task.lease_expires_at = now + lease_duration()
     return task

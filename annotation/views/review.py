@@ -87,7 +87,12 @@ def panel_context(request, task, *, values: dict | None = None, error: str = "",
     the saved draft; without either, the candidate's suggestions are pre-filled."""
     project = task.project
     user = request.user
-    draft = values if values is not None else review_selectors.draft_get(task=task, user=user)
+    if values is not None:
+        draft = values
+    elif hasattr(task, "user_draft"):  # loaded with the task by review_task_next
+        draft = task.user_draft
+    else:
+        draft = review_selectors.draft_get(task=task, user=user)
     has_draft = bool(draft) and values is None
     draft = draft or {}
     labels = [{"name": name, "key": KEY_LABELS[i] if i < 9 else ""} for i, name in enumerate(project.labels)]
