@@ -179,3 +179,25 @@ def test_an_unsent_edit_comes_back_after_a_reload(login, admin_user, annotator):
     assert page.locator("textarea[name=text]").input_value() == "Draft answer. Plus my addition."
     assert "Your draft was restored." in page.locator(".draft-status").inner_text()
     assert "Plus my addition." in page.locator("#edit-diff ins").inner_text()
+
+
+def test_ner_spans_by_mouse_selection_and_click_to_remove(login, admin_user, annotator):
+    project = queue_project(
+        admin=admin_user, annotators=[annotator], task_type="ner", labels=["PER", "LOC"], modes=["label"]
+    )
+    item = Item.objects.create(project=project, text="Grace 🙂 Hopper visited Arlington today.")
+    candidates_create(
+        project=project, rows=[{"item": item.pk, "label": [{"start": 0, "end": 5, "label": "LOC"}]}]
+    )
+    page = login("bob")
+    page.goto(f"/projects/{project.pk}/queue/?mode=label")
+    page.locator(".ner-text .ent", has_text="Grace").click()  # a wrong suggestion: click removes it
+    assert "Grace" not in page.locator(".span-list").inner_text()
+    page.locator(".ner-text span", has_text="Arlington").dblclick()  # selects the word
+    page.keyboard.press("2")
+    assert "LOC “Arlington”" in page.locator(".span-list").inner_text()
+    page.keyboard.press("Enter")
+    page.wait_for_function("!document.getElementById('panel').dataset.task")
+    assert Annotation.objects.get().value["spans"] == [
+        {"start": 23, "end": 32, "label": "LOC", "text": "Arlington"}
+    ]
