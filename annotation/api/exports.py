@@ -99,6 +99,7 @@ def _request_data(request) -> dict:
 class ExportListApi(GenericAPIView):
     serializer_class = ExportSerializer
 
+    @extend_schema(operation_id="projects_exports_list", responses=ExportSerializer(many=True))
     def get(self, request, project_id):
         project = selectors.project_get(user=request.user, project_id=project_id)
         page = self.paginate_queryset(export_selectors.export_list(project=project))

@@ -125,6 +125,11 @@ class ExportForm(forms.Form):
     def fieldsets(self):
         return [(title, [self[name] for name in names]) for title, names in self.FIELDSETS]
 
+    def columns(self):
+        """Format and filters on the left; options, then the row count, on the right."""
+        sets = self.fieldsets()
+        return [sets[:2], sets[2:]]
+
     def to_service_data(self) -> dict:
         data = self.cleaned_data
         filters = {key: data.get(key) for key in FILTER_KEYS if key != "split"}

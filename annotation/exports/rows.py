@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Aggregate, CharField, Count, Q
 
 from ..models import (
     Adjudication,
@@ -569,6 +569,21 @@ def _json(value):
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+class _GroupConcat(Aggregate):
+    function = "GROUP_CONCAT"
+    allow_distinct = True
+    output_field = CharField()
+
+
+def _annotator_ids(answers: Q):
+    """Who answered a task, aggregated with it: an array on PostgreSQL, "1,2,3" on SQLite."""
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.aggregates import ArrayAgg
+
+        return ArrayAgg("annotations__annotator_id", filter=answers, distinct=True)
+    return _GroupConcat("annotations__annotator_id", filter=answers, distinct=True)
+
+
 class _Merge:
     """Rows of one stream ordered by item id, handed out per item as the items go by."""
 
@@ -579,8 +594,11 @@ class _Merge:
         self._head = next(rows, None)
 
     def take(self, item_id: int) -> list[tuple]:
+        head = self._head
+        if head is None or head[0] > item_id:
+            return []
         out = []
-        head, rows = self._head, self._rows
+        rows = self._rows
         while head is not None and head[0] <= item_id:
             if head[0] == item_id:
                 out.append(head)
@@ -600,6 +618,8 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
     answers = Q(annotations__isnull=False) & _answer_filter(spec, "annotations__")
     counts = {f"c_{c}": Count("annotations", filter=answers & Q(annotations__choice=c)) for c in _CHOICES}
     counts |= {f"r_{r}": Count("annotations", filter=answers & Q(annotations__rating=r)) for r in _RATINGS}
+    if annotators:
+        counts["who"] = _annotator_ids(answers)
     items = _stream(
         _items_query(project, spec)
         .order_by("id")
@@ -633,17 +653,6 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
     judged = Annotation.objects.filter(_task_filter(project, spec, modes, "task__")).filter(
         _answer_filter(spec)
     )
-    annotator_counts = _Merge(
-        _stream(
-            judged.order_by()
-            .values("task__item_id")
-            .annotate(n=Count("annotator_id", distinct=True))
-            .values_list("task__item_id", "n")
-            .order_by("task__item_id")
-        )
-        if annotators
-        else iter(())
-    )
     values = _Merge(
         _stream(
             judged.filter(task__mode__in=value_modes)
@@ -660,39 +669,37 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
             .values_list("task__item_id", "task_id", "value")
         )
     )
+    Record, Cand, Task = R.ItemRecord, R.Cand, R.Task
     for pk, external_id, text, prompt, messages, reference, digest in items:
-        record = R.ItemRecord(
+        record = Record(
             pk,
             external_id or "",
             text or "",
             prompt or "",
-            _json(messages),
+            None if messages is None else _json(messages),
             split,
-            _json(reference),
+            None if reference is None else _json(reference),
             digest or "",
         )
         cands = record.candidates
         for _, cid, ctext, source, model, recipe, parent_id, label in candidates.take(pk):
-            cands[cid] = R.Cand(
-                cid,
-                ctext or "",
-                _json(label) if with_labels else None,
-                source,
-                model or "",
-                recipe or "",
-                parent_id,
-            )
+            label = _json(label) if with_labels and label is not None else None
+            cands[cid] = Cand(cid, ctext or "", label, source, model or "", recipe or "", parent_id)
         by_id = {}
-        for _, tid, mode, a_id, b_id, *n in tasks.take(pk):
-            task = R.Task(tid, mode, a_id, b_id)
+        who: set = set()
+        for _, tid, mode, a_id, b_id, a, b, tie, both_bad, *rest in tasks.take(pk):
+            task = Task(tid, mode, a_id, b_id)
             if mode == "compare":
-                task.votes = {c: k for c, k in zip(_CHOICES, n[:4], strict=True) if k}
+                task.votes = {
+                    c: k for c, k in (("a", a), ("b", b), ("tie", tie), ("both_bad", both_bad)) if k
+                }
             elif mode == "rate":
-                task.ratings = [r for r, k in zip(_RATINGS, n[4:], strict=True) for _ in range(k)]
+                task.ratings = [r for r, k in zip(_RATINGS, rest[:5], strict=True) for _ in range(k)]
+            if annotators and rest[5]:
+                who.update(rest[5].split(",") if isinstance(rest[5], str) else rest[5])
             by_id[tid] = task
             record.tasks.append(task)
-        for _, n in annotator_counts.take(pk):
-            record.annotators = n
+        record.annotators = len(who)
         for _, tid, value, result_id in values.take(pk):
             if tid in by_id:
                 by_id[tid].judgments.append(R.Judgment(_json(value), result_id))

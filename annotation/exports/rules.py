@@ -49,6 +49,9 @@ def same_text(first: Cand, second: Cand) -> bool:
     """Whether two candidates say the same once case, Unicode forms and spacing are normalised."""
     if first.text == second.text:
         return True
+    if first.text.isascii() and second.text.isascii():
+        # ASCII: NFKC changes nothing and casefold is lower(), so only case and spacing can differ.
+        return " ".join(first.text.split()).lower() == " ".join(second.text.split()).lower()
     if first.norm is None:
         first.norm = normalise_text(first.text)
     if second.norm is None:

@@ -257,7 +257,8 @@ def export_run(*, export_id: int) -> Export | None:
         message = (
             f"Exported {ctx.rows} rows from {ctx.items} items."
             + (
-                f" Removed {ctx.eval_leaks_removed} rows whose prompt is in the eval split."
+                f" Removed {ctx.eval_leaks_removed} row{'' if ctx.eval_leaks_removed == 1 else 's'} whose prompt"
+                " is in the eval split."
                 if ctx.eval_leaks_removed
                 else ""
             )

@@ -78,7 +78,7 @@ def test_an_eval_prompt_planted_in_the_training_data_is_removed_and_counted(admi
         rows = read_jsonl(export_path(export))
         assert all(r["external_id"] != "i6" for r in rows), format
         assert export.counts["eval_leaks_removed"] == 1 and export.counts["eval_leak_items"] == 1, format
-        assert "Removed 1 rows whose prompt is in the eval split" in export.message
+        assert "Removed 1 row whose prompt is in the eval split" in export.message
     # Without the eval item the same train item is exported.
     Export.objects.all().delete()
     project.items.filter(split="eval").delete()

@@ -52,7 +52,7 @@ def test_admin_sees_the_form_and_the_row_count_before_running(project, admin_use
 
     preview = client.post(f"/projects/{project.pk}/exports/preview/", form_data(), **HTMX).content.decode()
     assert '<strong class="preview-rows">3</strong> rows' in preview
-    assert "compare_majority: 1" in preview and "1 rows removed: their prompt is in the eval split" in preview
+    assert "compare_majority: 1" in preview and "1 row removed: the prompt is in the eval split" in preview
 
     narrower = client.post(
         f"/projects/{project.pk}/exports/preview/", form_data(min_agreement="0.95"), **HTMX
@@ -86,7 +86,7 @@ def test_running_an_export_from_the_page_then_watching_and_downloading_it(projec
     assert status.lstrip().startswith('<div id="export-status"')
     assert "Succeeded" in status and '<span class="export-rows">7</span> rows' in status
     assert "every 2s" not in status  # finished: no more polling
-    assert "rating_desirable" in status and "Eval prompts removed: 1 rows." in status
+    assert "rating_desirable" in status and "Eval prompts removed: 1 row." in status
     download = client.get(f"/projects/{project.pk}/exports/{export.pk}/download/")
     assert download.status_code == 200 and download["Content-Type"] == "application/vnd.apache.parquet"
     assert b"".join(download.streaming_content)[:4] == b"PAR1"
