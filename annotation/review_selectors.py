@@ -24,9 +24,9 @@ from .models import (
 from .selectors import role_at_least
 
 
-def task_get(*, user, task_id) -> ReviewTask:
-    """A task of a project the user belongs to, with its project, item and candidates; else NotFound.
-    The project carries ``current_role``."""
+def task_get(*, user, task_id, with_content: bool = True) -> ReviewTask:
+    """A task of a project the user belongs to, with its project and (``with_content``) its item and
+    candidates; else NotFound. The project carries ``current_role``."""
     try:
         task_id = int(task_id)
     except (TypeError, ValueError):
@@ -34,8 +34,9 @@ def task_get(*, user, task_id) -> ReviewTask:
     if not user.is_authenticated:
         raise NotFound("No such task.")
     role = Membership.objects.filter(project=OuterRef("project_id"), user_id=user.pk).values("role")[:1]
+    related = ("project", "item", "candidate_a", "candidate_b") if with_content else ("project",)
     task = (
-        ReviewTask.objects.select_related("project", "item", "candidate_a", "candidate_b")
+        ReviewTask.objects.select_related(*related)
         .annotate(member_role=Subquery(role))
         .filter(pk=task_id, member_role__isnull=False)
         .first()

@@ -151,7 +151,7 @@ class AnnotationCreateApi(APIView):
         responses={201: AnnotationSerializer, 200: AnnotationSerializer},
     )
     def post(self, request, task_id):
-        task = review_selectors.task_get(user=request.user, task_id=task_id)
+        task = review_selectors.task_get(user=request.user, task_id=task_id, with_content=False)
         body = _body(request)
         annotation, created = review_services.annotation_submit(
             task=task,
@@ -175,7 +175,7 @@ class TaskSkipApi(APIView):
         ),
     )
     def post(self, request, task_id):
-        task = review_selectors.task_get(user=request.user, task_id=task_id)
+        task = review_selectors.task_get(user=request.user, task_id=task_id, with_content=False)
         review_services.task_skip(task=task, user=request.user, reason=_body(request).get("reason") or "")
         return Response({"task": task.pk, "skipped": True})
 
