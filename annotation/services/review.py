@@ -27,14 +27,9 @@ from functools import cache, partial
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import (
-    Case,
-    Exists,
     JSONField,
     OuterRef,
-    Q,
     Subquery,
-    Value,
-    When,
 )
 from django.utils import timezone
 
@@ -126,6 +121,8 @@ def _tables() -> dict[str, str]:
         "annotation": Annotation,
         "assignment": ItemAssignment,
         "skip": TaskSkip,
+        "draft": AnnotationDraft,
+        "item": Item,
     }
     return {name: quote(model._meta.db_table) for name, model in models.items()}
 
@@ -458,19 +455,17 @@ def annotation_submit(
     try:
         with transaction.atomic():
             locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
-            prior = list(
-                Annotation.objects.filter(Q(client_id=client_id) | Q(task=locked, annotator=user))[:2]
+            same_client, answered, leased, lease_active = _submit_state(
+                task_id=locked.pk, user_id=user.pk, client_id=client_id, now=now
             )
-            for annotation in prior:
-                if annotation.client_id == client_id:
-                    return _replay(annotation, task=task, user=user), False
-            if prior:
+            if same_client is not None:
+                return _replay(Annotation.objects.get(pk=same_client), task=task, user=user), False
+            if answered is not None:
                 raise Conflict(
                     "You already answered this task; each annotator answers a task once.",
                     code="already_answered",
                 )
-            lease = TaskLease.objects.filter(task=locked, user=user).first()
-            if lease is None or lease.expires_at <= now:
+            if not lease_active:
                 if locked.status != TaskStatus.OPEN or locked.annotation_count >= locked.overlap:
                     raise Conflict(
                         f"This task already has its {locked.overlap} annotation(s); your answer was not "
@@ -484,8 +479,11 @@ def annotation_submit(
                         "slot(s); your answer was not stored. Take the next task.",
                         code="slot_taken",
                     )
-            if duration_ms is None and lease is not None:
-                duration_ms = min(int((now - lease.created_at).total_seconds() * 1000), MAX_DURATION_MS)
+            if duration_ms is None and leased:
+                shown_at = TaskLease.objects.filter(task=locked, user=user).values_list(
+                    "created_at", flat=True
+                )
+                duration_ms = min(int((now - shown_at[0]).total_seconds() * 1000), MAX_DURATION_MS)
             result_candidate = None
             if locked.mode == ReviewMode.EDIT:
                 result_candidate = Candidate.objects.create(
@@ -514,9 +512,7 @@ def annotation_submit(
                 locked.status, locked.completed_at = TaskStatus.DONE, now
                 fields += ["status", "completed_at"]
             locked.save(update_fields=fields)
-            # The used lease goes, and with it this user's long-expired ones.
-            TaskLease.objects.filter(user=user).filter(Q(task=locked) | Q(expires_at__lte=now)).delete()
-            AnnotationDraft.objects.filter(task=locked, user=user).delete()
+            _lease_and_draft_clear(task_id=locked.pk, user_id=user.pk, now=now)
             if locked.status == TaskStatus.DONE:
                 _item_status_update(item_id=locked.item_id)
             if quality := _quality():
@@ -534,12 +530,44 @@ def annotation_submit(
     return annotation, True
 
 
+def _submit_state(*, task_id: int, user_id: int, client_id: uuid.UUID, now) -> tuple:
+    """In one statement: (id of the annotation with this client_id, id of this user's annotation on
+    the task, whether they have a lease on it, whether it is unexpired)."""
+    t = _tables()
+    sql = (
+        f"SELECT (SELECT a.id FROM {t['annotation']} a WHERE a.client_id = %s),"
+        f" (SELECT a.id FROM {t['annotation']} a WHERE a.task_id = %s AND a.annotator_id = %s),"
+        f" (SELECT COUNT(*) FROM {t['lease']} l WHERE l.task_id = %s AND l.user_id = %s),"
+        f" (SELECT COUNT(*) FROM {t['lease']} l WHERE l.task_id = %s AND l.user_id = %s AND l.expires_at > %s)"
+    )
+    client_id = Annotation._meta.get_field("client_id").get_db_prep_value(client_id, connection)
+    now = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [client_id, task_id, user_id, task_id, user_id, task_id, user_id, now])
+        same_client, answered, leased, active = cursor.fetchone()
+    return same_client, answered, bool(leased), bool(active)
+
+
+def _lease_and_draft_clear(*, task_id: int, user_id: int, now) -> None:
+    """The used lease and the draft go; with them this user's long-expired leases elsewhere."""
+    t = _tables()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {t['lease']} WHERE user_id = %s AND (task_id = %s OR expires_at <= %s)",
+            [user_id, task_id, connection.ops.adapt_datetimefield_value(now)],
+        )
+        cursor.execute(f"DELETE FROM {t['draft']} WHERE task_id = %s AND user_id = %s", [task_id, user_id])
+
+
 def _item_status_update(*, item_id: int) -> None:
     """Done once none of the item's tasks is open, in review otherwise (one UPDATE)."""
-    still_open = Exists(ReviewTask.objects.filter(item_id=OuterRef("pk"), status=TaskStatus.OPEN))
-    Item.objects.filter(pk=item_id).update(
-        status=Case(When(still_open, then=Value(ItemStatus.IN_REVIEW)), default=Value(ItemStatus.DONE))
-    )
+    t = _tables()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {t['item']} SET status = CASE WHEN EXISTS (SELECT 1 FROM {t['task']} o"
+            " WHERE o.item_id = %s AND o.status = %s) THEN %s ELSE %s END WHERE id = %s",
+            [item_id, TaskStatus.OPEN.value, ItemStatus.IN_REVIEW.value, ItemStatus.DONE.value, item_id],
+        )
 
 
 # --- Skips and drafts ------------------------------------------------------------------------------

@@ -317,3 +317,12 @@ def test_a_draft_is_kept_renews_the_lease_and_goes_on_submit(admin_user, people)
     assert not AnnotationDraft.objects.exists()
     with pytest.raises(Conflict, match="You already answered this task"):
         draft_save(task=task, user=ann, value={"text": "again"})
+
+
+def test_time_spent_defaults_to_the_time_since_the_task_was_given(admin_user, people):
+    project = queue_project(admin=admin_user, annotators=people[:1])
+    items_with_candidates(project, 1, texts=("A.",))
+    task = review_task_next(project=project, user=people[0], mode="rate")
+    TaskLease.objects.update(created_at=timezone.now() - timedelta(seconds=42))
+    annotation, _ = annotation_submit(task=task, user=people[0], value={"rating": 3}, client_id=uuid.uuid4())
+    assert 42_000 <= annotation.duration_ms < 60_000
