@@ -6,9 +6,10 @@ project as it was. The same code serves the API, the browser and bench/import_be
 
 The fast path writes with plain SQL instead of one ORM object per row: on PostgreSQL COPY (item
 ids taken from the table's sequence first, so candidates and review tasks can point at them), on
-SQLite executemany. Memory stays flat in the file size: rows stream in from the parser and only
-one batch is held; duplicate external ids across batches are found in the database (a row this
-import wrote carries the import's timestamp), not in a set that grows with the file.
+SQLite executemany; a writer thread writes one batch while the next is checked. Memory stays flat
+in the file size: rows stream in from the parser and at most two batches are held; duplicate
+external ids across batches are found in the database (a row this import wrote carries the
+import's timestamp), not in a set that grows with the file.
 
 What an imported item may carry (keys of a JSON object, or CSV columns):
 
@@ -46,7 +47,7 @@ from ..validation import content_hash, label_value_validate
 from .tasks import review_tasks_sync
 
 MAX_PROBLEMS = 100
-BATCH_SIZE = 5000
+BATCH_SIZE = 2000
 ITEM_KEYS = frozenset(
     {
         "text",
@@ -395,7 +396,6 @@ class _Writer:
     """Plain-SQL writes for one import, on the database connection's own DB-API connection so
     that they can run on the writer thread (see _Import); subclasses per database."""
 
-    mark = "%s"
     item_columns = (
         "project_id",
         "external_id",
@@ -470,9 +470,9 @@ class _Writer:
         if not external_ids:
             return {}
         cursor.execute(
-            f"SELECT id, external_id, updated_at = %s FROM {self.item_table} "
+            f"SELECT id, external_id, (created_at = %s OR updated_at = %s) FROM {self.item_table} "
             f"WHERE project_id = %s AND external_id {self.in_list.replace('?', '%s')}",
-            [self.db_stamp, self.project_id, self.list_param(external_ids)],
+            [self.db_stamp, self.db_stamp, self.project_id, self.list_param(external_ids)],
         )
         return {ext: (pk, bool(touched)) for pk, ext, touched in cursor.fetchall()}
 
