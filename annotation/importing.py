@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import orjson
 from django.conf import settings
 
 from synthlab.errors import ValidationFailed
@@ -135,21 +136,23 @@ def _decoded_lines(fileobj) -> Iterator[tuple[int, str | None]]:
 
 
 def jsonl_rows(fileobj) -> Iterator[tuple[int, dict | RowProblem]]:
-    loads = json.loads
+    loads = orjson.loads
     for number, raw in enumerate(fileobj, start=1):
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[3:]
         try:
-            row = loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            yield number, RowProblem("encoding", NOT_UTF8)
-            continue
+            row = loads(raw)
         except ValueError as exc:
             if not raw.strip():
                 continue
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, RowProblem("encoding", NOT_UTF8)
+                continue
             yield number, RowProblem("json", f"Not valid JSON: {exc.msg} (column {exc.colno}).")
             continue
-        if not isinstance(row, dict):
+        if type(row) is not dict:
             yield number, RowProblem("item", 'Each line must be a JSON object such as {"text": "..."}.')
             continue
         yield number, row

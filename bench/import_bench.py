@@ -95,7 +95,11 @@ def child(args) -> None:
     user = get_user_model().objects.create_user("bench", password="bench-pw-123")
     work = Path(os.environ["SYNTHLAB_DATA_DIR"])
     label = f"{connection.vendor} ({'embedded' if connection.vendor == 'sqlite' else 'server'})"
-    print(f"\n== {label}: {args.chars}-character items, batch size {args.batch_size}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"\n== {label}: {args.chars}-character items, batch size {args.batch_size}; "
+        f"{os.cpu_count()} CPUs, load average {load} (wall-clock figures drop when others share the CPUs)"
+    )
 
     def server_cpu() -> float:
         """CPU seconds of this connection's PostgreSQL backend (same machine), 0 on SQLite."""

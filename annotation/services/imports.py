@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -87,20 +88,38 @@ class CleanItem:
     candidates: list | tuple  # [(text, label, model)]
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _dumps(value) -> str:
+    return orjson.dumps(value).decode()
 
 
-def _unstorable(text: str, *, is_json: bool = False) -> str | None:
-    """Why a string cannot be stored as text (a NUL character, or an unpaired surrogate from a
-    JSON escape like \\ud800), or None. PostgreSQL refuses both, in text and in jsonb."""
-    if "\x00" in text or (is_json and "\\u0000" in text):
-        return "Contains a NUL character (\\u0000), which cannot be stored; remove it."
+NUL_MESSAGE = "Contains a NUL character (\\u0000), which cannot be stored; remove it."
+SURROGATE_MESSAGE = "Contains an unpaired surrogate (a lone \\ud800-\\udfff escape), which is not valid text."
+
+
+def _unstorable(text: str) -> str | None:
+    """Why a string cannot be stored as text (PostgreSQL refuses NUL characters and unpaired
+    surrogates, which a JSON escape like \\ud800 can produce), or None."""
+    if "\x00" in text:
+        return NUL_MESSAGE
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            return "Contains an unpaired surrogate (a lone \\ud800-\\udfff escape), which is not valid text."
+            return SURROGATE_MESSAGE
     return None
+
+
+def _json_text(value, field: str, problem) -> str | None:
+    """`value` as JSON text, or None after reporting why it cannot be stored."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError as exc:  # orjson.JSONEncodeError: surrogates, integers over 64 bits
+        problem(field, SURROGATE_MESSAGE if "surrogates" in str(exc) else f"Cannot be stored: {exc}.")
+        return None
+    if "\\u0000" in text:
+        problem(field, NUL_MESSAGE)
+        return None
+    return text
 
 
 def _label_key(label) -> str:
@@ -266,23 +285,16 @@ class RowChecker:
         if problems:
             return None, problems
         if messages is not None:
-            messages = _dumps(messages)
-            if bad := _unstorable(messages, is_json=True):
-                problem("messages", bad)
+            messages = _json_text(messages, "messages", problem)
         if metadata is not None:
-            metadata = _dumps(metadata)
-            if bad := _unstorable(metadata, is_json=True):
-                problem("metadata", bad)
+            metadata = _json_text(metadata, "metadata", problem)
         if reference is not None:
-            reference = _dumps(reference)
-            if bad := _unstorable(reference, is_json=True):
-                problem("label", bad)
+            reference = _json_text(reference, "label", problem)
         for field, value in (("text", text), ("prompt", prompt), ("external_id", external_id)):
             if value and (bad := _unstorable(value)):
                 problem(field, bad)
         for candidate in candidates:
-            if bad := _unstorable(_dumps(candidate), is_json=True):
-                problem("candidates", bad)
+            _json_text(candidate, "candidates", problem)
         if problems:
             return None, problems
         return (

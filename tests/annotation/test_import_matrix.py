@@ -160,3 +160,17 @@ def test_duplicates_are_found_across_batches_and_after_the_first_error(project):
         (7, "external_id"),
     ]
     assert Item.objects.count() == 0
+
+
+def test_text_the_database_cannot_store_is_refused(api_client_for, admin_user, project):
+    # PostgreSQL refuses NUL characters and unpaired surrogates; both databases answer the same.
+    client = api_client_for(admin_user)
+    response = upload(client, project, "items.jsonl", jsonl(GOOD, {"text": "a\u0000b"}, GOOD_LAST))
+    assert_nothing_stored(response, row=2, field="text", says="NUL character")
+    response = upload(
+        client, project, "items.jsonl", jsonl(GOOD, {"text": "ok", "metadata": {"x": "\u0000"}})
+    )
+    assert_nothing_stored(response, row=2, field="metadata", says="NUL character")
+    body = b'{"items": [{"text": "fine"}, {"text": "broken \\ud800 text"}]}'
+    response = client.post(f"/api/v1/projects/{project.pk}/import/", body, content_type="application/json")
+    assert_nothing_stored(response, row=2, field="text", says="unpaired surrogate")
