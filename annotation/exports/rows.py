@@ -516,7 +516,7 @@ def export_schema(spec: ExportSpec):
     return pa.schema([(name, types[kind]) for name, kind in export_columns(spec)])
 
 
-# Reading the database in chunks ------------------------------------------------------------------
+# Reading the database as ordered streams ------------------------------------------------------------------
 
 
 def _items_query(project: Project, spec: ExportSpec):

@@ -1,7 +1,7 @@
 """Small named rules that turn review outcomes into training rows.
 
 Each rule is one function over plain records (no database), so each is tested on its own; rows.py
-loads the records in chunks and applies the rules a format asks for. A rule answers what it made,
+streams the records from the database and applies the rules a format asks for. A rule answers what it made,
 or the reason it made nothing (the reasons become the `dropped` counts of an export).
 """
 
@@ -624,5 +624,5 @@ def reference_labels(reference, *, ner: bool) -> tuple[list[str], list[dict]]:
 
 
 def item_rng(seed: int, item_id: int) -> random.Random:
-    """A per-item generator, so a random pick does not depend on chunking or on other items."""
+    """A per-item generator, so a random pick depends only on the seed and the item."""
     return random.Random(seed * 1_000_003 + item_id)

@@ -6,7 +6,7 @@ Bad input raises ValidationFailed naming the field and what to send instead; not
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -59,7 +59,6 @@ class ExportSpec:
     date_from: dt.datetime | None = None
     date_to: dt.datetime | None = None  # exclusive
     ner: bool = False
-    extra: dict = field(default_factory=dict)
 
     def option(self, key: str, default=None):
         value = self.options.get(key)
