@@ -174,3 +174,13 @@ def test_text_the_database_cannot_store_is_refused(api_client_for, admin_user, p
     body = b'{"items": [{"text": "fine"}, {"text": "broken \\ud800 text"}]}'
     response = client.post(f"/api/v1/projects/{project.pk}/import/", body, content_type="application/json")
     assert_nothing_stored(response, row=2, field="text", says="unpaired surrogate")
+
+
+def test_an_oversized_json_body_points_to_a_file_upload(api_client_for, admin_user, project, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
+    response = api_client_for(admin_user).post(
+        f"/api/v1/projects/{project.pk}/import/", {"items": [GOOD_LAST] * 20}, format="json"
+    )
+    assert response.status_code == 400
+    assert "upload large imports as a .jsonl file" in response.json()["error"]["message"]
+    assert Item.objects.count() == 0
