@@ -91,14 +91,15 @@ def review_tasks_sync(*, project: Project, item_ids) -> int:
         wanted: list[ReviewTask] = []
         for pk, item in items.items():
             wanted.extend(review_tasks_build(project=project, item=item, candidates=by_item[pk]))
-        existing = set(
+        existing = dict(
             ReviewTask.objects.filter(project=project, key__in=[t.key for t in wanted]).values_list(
-                "key", flat=True
+                "key", "candidate_a_id"
             )
         )
         fresh = [t for t in wanted if t.key not in existing]
         ReviewTask.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
         created += len(fresh)
+        _label_suggestions_refresh(project=project, wanted=wanted, existing=existing)
     if created:
         from ..models import ItemStatus
 
@@ -106,3 +107,18 @@ def review_tasks_sync(*, project: Project, item_ids) -> int:
             status=ItemStatus.IN_REVIEW
         )
     return created
+
+
+def _label_suggestions_refresh(*, project: Project, wanted: list[ReviewTask], existing: dict) -> None:
+    """A label task made before the model drafted (e.g. at import) shows the newest suggestion, as
+    long as nobody has answered it yet: what earlier reviewers judged never changes under them."""
+    for task in wanted:
+        if (
+            task.mode == ReviewMode.LABEL
+            and task.key in existing
+            and task.candidate_a_id is not None
+            and existing[task.key] != task.candidate_a_id
+        ):
+            ReviewTask.objects.filter(project=project, key=task.key, annotation_count=0).update(
+                candidate_a_id=task.candidate_a_id
+            )

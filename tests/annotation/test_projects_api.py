@@ -122,3 +122,20 @@ def test_push_candidates_all_or_nothing(api_client_for, admin_user, project):
     assert items[0]["candidates"][0]["label"] == "positive" and items[0]["candidates"][0]["model"] == "gpt-x"
     # The project's modes turned the candidate into review tasks.
     assert set(project.tasks.values_list("mode", flat=True)) == {"rate", "edit", "label"}
+
+
+def test_a_label_task_made_at_import_shows_the_later_model_suggestion(api_client_for, admin_user, project):
+    from annotation.models import Item, ReviewTask
+    from annotation.services.tasks import review_tasks_sync
+
+    item = Item.objects.create(project=project, text="What a lovely day", external_id="d1")
+    review_tasks_sync(project=project, item_ids=[item.pk])
+    task = ReviewTask.objects.get(item=item, mode="label")
+    assert task.candidate_a is None
+    api_client_for(admin_user).post(
+        f"/api/v1/projects/{project.pk}/candidates/",
+        {"candidates": [{"external_id": "d1", "label": "positive", "model": "m"}]},
+        format="json",
+    )
+    task.refresh_from_db()
+    assert task.candidate_a.label == "positive"
