@@ -14,11 +14,15 @@ def _chat(text):
 
 @pytest.fixture
 def backend(tiny_model_dir):
-    return backend_for({"backend": "transformers", "model": str(tiny_model_dir), "batch_size": 4})
+    return backend_for(
+        {"backend": "transformers", "model": str(tiny_model_dir), "batch_size": 4, "dtype": "float32"}
+    )
 
 
 def test_model_is_loaded_once_per_process_and_reused(tiny_model_dir, backend):
-    again = backend_for({"backend": "transformers", "model": str(tiny_model_dir), "batch_size": 2})
+    again = backend_for(
+        {"backend": "transformers", "model": str(tiny_model_dir), "batch_size": 2, "dtype": "float32"}
+    )
     assert again is backend and again.batch_size == 2
     assert backend.describe()["device"] == "cpu" and backend.describe()["model"] == str(tiny_model_dir)
 
