@@ -1,9 +1,11 @@
 """Live queue counts for a project's admins over a websocket: ws/projects/<id>/queue/live/.
 
 Admins join the Channels group `project-<id>`; the review services send `queue.changed` events
-there after each commit (services.review.queue_event_send). A burst of events becomes one refresh:
-the consumer waits REFRESH_DELAY, reads the counts once and sends the counts panel as HTML, which
-the htmx ws extension swaps in by id.
+there after commits (services.review.queue_event_send, at most one per EVENT_INTERVAL per project and
+server process). A burst of events becomes one refresh: the consumer waits REFRESH_DELAY, reads the
+counts and sends the counts panel as HTML, which the htmx ws extension swaps in by id; it reads them
+once more after FOLLOW_UP (longer than EVENT_INTERVAL), so changes whose events were held back show
+too.
 """
 
 import asyncio
@@ -15,7 +17,7 @@ from django.template.loader import render_to_string
 from synthlab.errors import SynthLabError
 
 from .models import Role
-from .services.review import queue_group
+from .services.review import EVENT_INTERVAL, queue_group
 
 
 @database_sync_to_async
@@ -42,6 +44,7 @@ def _counts_html(project) -> str:
 
 class QueueLiveConsumer(AsyncWebsocketConsumer):
     REFRESH_DELAY = 0.3
+    FOLLOW_UP = EVENT_INTERVAL + 0.5
 
     async def connect(self):
         project_id = self.scope["url_route"]["kwargs"]["project_id"]
@@ -50,6 +53,7 @@ class QueueLiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=4403)
             return
         self.refresh = None
+        self.events = 0
         self.group = queue_group(self.project.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -62,9 +66,16 @@ class QueueLiveConsumer(AsyncWebsocketConsumer):
             self.refresh.cancel()
 
     async def queue_changed(self, event):
+        self.events += 1
         if self.refresh is None or self.refresh.done():
-            self.refresh = asyncio.ensure_future(self._refresh_soon())
+            self.refresh = asyncio.ensure_future(self._refresh())
 
-    async def _refresh_soon(self):
-        await asyncio.sleep(self.REFRESH_DELAY)
-        await self.send(text_data=await _counts_html(self.project))
+    async def _refresh(self):
+        while True:
+            await asyncio.sleep(self.REFRESH_DELAY)
+            await self.send(text_data=await _counts_html(self.project))
+            seen = self.events
+            await asyncio.sleep(self.FOLLOW_UP)
+            await self.send(text_data=await _counts_html(self.project))
+            if self.events == seen:
+                return

@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import time
 import uuid
 from datetime import timedelta
 from functools import cache, partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import (
-    JSONField,
-    OuterRef,
-    Subquery,
-)
+from django.db.models import JSONField, OuterRef, Subquery
 from django.utils import timezone
 
 from synthlab.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -69,12 +66,23 @@ def queue_group(project_id: int) -> str:
     return f"project-{project_id}"
 
 
+# At most one queue event per project per process in this many seconds: through Redis each send
+# costs about as much as the claim itself. The live-counts consumer reads the counts again
+# EVENT_INTERVAL and more after each event, so changes whose events were held back still show.
+EVENT_INTERVAL = 1.0
+_event_sent_at: dict[int, float] = {}
+
+
 def queue_event_send(*, project_id: int) -> None:
     """Tells the admins watching this project's queue that counts changed. The one place that sends
     queue events; services call it through ``transaction.on_commit``."""
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
+    now = time.monotonic()
+    if now - _event_sent_at.get(project_id, -EVENT_INTERVAL) < EVENT_INTERVAL:
+        return
+    _event_sent_at[project_id] = now
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(queue_group(project_id), {"type": "queue.changed"})
