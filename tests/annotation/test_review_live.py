@@ -12,12 +12,20 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from annotation.services import review as review_services
 from annotation.services.review import annotation_submit, review_task_next
 from synthlab.asgi import application
 
 from .review_factories import items_with_candidates, queue_project
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_event_throttle():
+    # Project ids come back between tests (rolled-back sequences); the per-process event throttle
+    # must not carry one test's last send into the next.
+    review_services._event_sent_at.clear()
 
 
 def cookie_for(user) -> bytes:
