@@ -521,8 +521,12 @@ class _Writer:
             f"SELECT item_id, text, label, model FROM {self.candidate_table} WHERE item_id {self.in_list}",
             [self.list_param(item_ids)],
         )
+        return self._candidate_key_set(cursor.fetchall())
+
+    @staticmethod
+    def _candidate_key_set(rows) -> set[tuple]:
         keys = set()
-        for item_id, text, label, model in cursor.fetchall():
+        for item_id, text, label, model in rows:
             if isinstance(label, str):
                 label = json.loads(label)
             keys.add((item_id, text, _label_key(label), model))
@@ -539,6 +543,30 @@ class _PostgresWriter(_Writer):
     @staticmethod
     def list_param(values):
         return list(values)
+
+    # The lookups probe the indexes once per key (a LATERAL subquery with LIMIT/OFFSET is not
+    # flattened): within an import the table's statistics are stale, and `= ANY(...)` then got
+    # planned as a scan of every item of the project, once per batch.
+    def items_by_external_id(self, cursor, external_ids: list[str]) -> dict[str, tuple[int, bool]]:
+        if not external_ids:
+            return {}
+        cursor.execute(
+            "SELECT i.id, i.external_id, (i.created_at = %s OR i.updated_at = %s) "
+            "FROM unnest(%s::text[]) AS e(external_id) CROSS JOIN LATERAL ("
+            f"SELECT id, external_id, created_at, updated_at FROM {self.item_table} "
+            "WHERE project_id = %s AND external_id = e.external_id LIMIT 1) AS i",
+            [self.db_stamp, self.db_stamp, list(external_ids), self.project_id],
+        )
+        return {ext: (pk, bool(touched)) for pk, ext, touched in cursor.fetchall()}
+
+    def candidate_keys(self, cursor, item_ids: list[int]) -> set[tuple]:
+        cursor.execute(
+            "SELECT c.item_id, c.text, c.label, c.model FROM unnest(%s::bigint[]) AS e(item_id) "
+            f"CROSS JOIN LATERAL (SELECT item_id, text, label, model FROM {self.candidate_table} "
+            "WHERE item_id = e.item_id OFFSET 0) AS c",
+            [list(item_ids)],
+        )
+        return self._candidate_key_set(cursor.fetchall())
 
     def items_insert(self, cursor, items: list[CleanItem]) -> list[int]:
         if not items:
