@@ -488,16 +488,20 @@ class _Writer:
         )
         return {ext: (pk, bool(touched)) for pk, ext, touched in cursor.fetchall()}
 
-    def write(self, raw, new: list[CleanItem], updates: list[tuple[int, CleanItem]]) -> tuple[list, set]:
-        """Writes one checked batch: new items, updated items, their new candidates. Answers the
-        new items' ids and the ids of items that got candidates."""
+    def write(
+        self, raw, new: list[CleanItem], updates: list[tuple[int, CleanItem]], *, need_ids: bool
+    ) -> tuple[int, list, set]:
+        """Writes one checked batch: new items, updated items, their new candidates. Answers how
+        many items were created, their ids (when `need_ids` or some have candidates; else maybe
+        none) and the ids of items that got candidates."""
         cursor = raw.cursor()
         try:
-            ids = self.items_insert(cursor, new)
+            need_ids = need_ids or any(item.candidates for item in new)
+            ids = self.items_insert(cursor, new, need_ids=need_ids)
             self.items_update(cursor, updates)
             candidate_rows, given = [], set()
             candidate_row = self.candidate_row
-            for pk, item in zip(ids, new, strict=True):
+            for pk, item in zip(ids, new, strict=need_ids):
                 if item.candidates:
                     given.add(pk)
                     for text, label, model in item.candidates:
@@ -513,7 +517,7 @@ class _Writer:
             self.candidates_insert(cursor, candidate_rows)
         finally:
             cursor.close()
-        return ids, given
+        return len(new), ids, given
 
     def candidate_keys(self, cursor, item_ids: list[int]) -> set[tuple]:
         """(item id, text, label key, model) of the candidates these items already have."""
@@ -568,8 +572,16 @@ class _PostgresWriter(_Writer):
         )
         return self._candidate_key_set(cursor.fetchall())
 
-    def items_insert(self, cursor, items: list[CleanItem]) -> list[int]:
+    def items_insert(self, cursor, items: list[CleanItem], *, need_ids: bool) -> list[int]:
         if not items:
+            return []
+        item_row = self.item_row
+        if not need_ids:
+            # Nothing will point at these rows: let the column default number them.
+            with cursor.copy(f"COPY {self.item_table} ({', '.join(self.item_columns)}) FROM STDIN") as copy:
+                write = copy.write_row
+                for c in items:
+                    write(item_row(c))
             return []
         if self.sequence is None:
             cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Item._meta.db_table])
@@ -579,7 +591,6 @@ class _PostgresWriter(_Writer):
         cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [self.sequence, len(items)])
         ids = [row[0] for row in cursor.fetchall()]
         columns = ", ".join(("id", *self.item_columns))
-        item_row = self.item_row
         with cursor.copy(f"COPY {self.item_table} ({columns}) FROM STDIN") as copy:
             write = copy.write_row
             for pk, c in zip(ids, items, strict=True):
@@ -628,7 +639,7 @@ class _SqliteWriter(_Writer):
     def list_param(values):
         return json.dumps(list(values))
 
-    def items_insert(self, cursor, items: list[CleanItem]) -> list[int]:
+    def items_insert(self, cursor, items: list[CleanItem], *, need_ids: bool) -> list[int]:
         if not items:
             return []
         columns = ", ".join(self.item_columns)
@@ -733,8 +744,8 @@ class _Import:
             return
         future, updated_ids = self.pending
         self.pending = None
-        ids, given = future.result()
-        self.created += len(ids)
+        created, ids, given = future.result()
+        self.created += created
         self.updated += len(updated_ids)
         task_items = [*ids, *updated_ids] if self.label_tasks else given
         if task_items:
@@ -771,7 +782,7 @@ class _Import:
         if self.problems:
             self.unwritten_ids.update(first_row)
             return
-        future = pool.submit(self.writer.write, raw, new, updates)
+        future = pool.submit(self.writer.write, raw, new, updates, need_ids=self.label_tasks)
         self.pending = (future, [pk for pk, _ in updates])
 
     def _duplicate(self, item: CleanItem, where: str) -> None:
