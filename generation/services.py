@@ -25,11 +25,11 @@ from annotation.services.tasks import review_tasks_sync
 from synthlab.errors import ServiceUnavailable, ValidationFailed
 
 from . import selectors
-from .backends import SELECTABLE, ModelUnavailable, Sampling, backend_for, backend_name
+from .backends import SELECTABLE, ChatRequest, ModelUnavailable, Sampling, backend_for, backend_name
 from .conf import conf
 from .models import TERMINAL_STATUSES, FailureReason, GenerationJob, JobFailure, JobStatus, ModelProbe
 from .parsing import db_safe
-from .recipes import ItemResult, Recipe, RecipeContext, recipe_get
+from .recipes import Failure, ItemResult, Recipe, RecipeContext, recipe_get
 
 logger = logging.getLogger(__name__)
 
@@ -490,12 +490,8 @@ def job_results_store(
                 )
             )
     with transaction.atomic():
-        locked = (
-            GenerationJob.objects.select_for_update()
-            .filter(pk=job.pk)
-            .values_list("status", flat=True)
-            .first()
-        )
+        # The job row lock keeps two deliveries of the same job from storing one batch twice.
+        GenerationJob.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).first()
         keys = {(c.item_id, c.dedupe_key) for c in rows}
         existing = set(
             Candidate.objects.filter(
@@ -523,7 +519,7 @@ def job_results_store(
             heartbeat_at=timezone.now(),
         )
         transaction.on_commit(lambda: job_progress_publish(job_id=job.pk))
-    return {"created": len(fresh), "failures": len(new_failures), "tokens": tokens, "status": locked}
+    return {"created": len(fresh), "failures": len(new_failures), "tokens": tokens}
 
 
 def job_run(
@@ -574,7 +570,7 @@ def job_run(
             except Exception as exc:  # a recipe bug on one batch is logged per item; the job goes on
                 logger.exception("Recipe %s failed on a batch of job %s", recipe.name, job.pk)
                 results = [
-                    ItemResult(item=item, failure=_failure("model_error", f"{type(exc).__name__}: {exc}"))
+                    ItemResult(item=item, failure=Failure("model_error", f"{type(exc).__name__}: {exc}"))
                     for item in items
                 ]
             missing = len(chunk_ids) - len(items)  # deleted meanwhile: counted as done
@@ -614,12 +610,6 @@ def job_run(
     if on_progress:
         on_progress(job)
     return job
-
-
-def _failure(reason: str, message: str):
-    from .recipes import Failure
-
-    return Failure(reason=reason, message=message)
 
 
 def jobs_recover() -> list[int]:
@@ -692,8 +682,6 @@ def probe_run(*, probe_id: int) -> ModelProbe | None:
         backend = backend_for(model_settings)
         sampling = Sampling.from_dict(model_settings.get("sampling"))
         sampling = Sampling.from_dict({"max_new_tokens": min(sampling.max_new_tokens, 256)}, base=sampling)
-        from .backends import ChatRequest
-
         generation = backend.generate(
             [ChatRequest(messages=[{"role": "user", "content": probe.prompt}], sampling=sampling)]
         )[0]
