@@ -54,6 +54,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.WARNING(f"Admin user: {username}  password: {password}  (shown once)")
             )
+        elif os.environ.get("SYNTHLAB_ADMIN_PASSWORD"):
+            self.stdout.write(f"Admin user: {username} (password from SYNTHLAB_ADMIN_PASSWORD)")
         else:
             self.stdout.write(f"Admin user: {username} (existing password kept)")
         if options["no_serve"]:
@@ -104,29 +106,9 @@ class Command(BaseCommand):
         env.setdefault("DJANGO_SETTINGS_MODULE", "synthlab.settings.base")
         children: list[subprocess.Popen] = []
         if start_worker:
-            children.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "synthlab",
-                        "worker",
-                        "-Q",
-                        "default,gpu",
-                        "--concurrency",
-                        "1",
-                        "--pool",
-                        "solo",
-                        "--loglevel",
-                        "WARNING",
-                        "-n",
-                        "quickstart@%h",
-                    ],
-                    env=env,
-                )
-            )
+            from generation.worker import worker_start
+
+            children.append(worker_start(env=env, loglevel="WARNING"))
             self.stdout.write("Worker started (queues default, gpu).")
         server = subprocess.Popen(
             [
@@ -151,9 +133,14 @@ class Command(BaseCommand):
         self.stdout.flush()
 
         def stop(*_):
+            from generation.worker import worker_stop
+
             for child in children:
-                if child.poll() is None:
+                if child is server:
                     child.terminate()
+                else:
+                    # The worker runs in its own process group; worker_stop ends its pool too.
+                    worker_stop(child)
             for child in children:
                 try:
                     child.wait(timeout=10)
