@@ -356,6 +356,30 @@ def _only_keys(value: dict, allowed: tuple[str, ...], mode: str) -> None:
         )
 
 
+def is_rationale_draft(candidate) -> bool:
+    """A rationale recipe's candidate (label + the reasoning for it): its edit task takes the label
+    and the rationale as separate fields."""
+    if candidate is None:
+        return False
+    return candidate.recipe == "rationale" or bool((candidate.scores or {}).get("rationale"))
+
+
+def _rationale_label(task: ReviewTask, value: dict) -> list[str]:
+    """The label sent with an edited rationale (single label), else the draft's own."""
+    project = task.project
+    labels = value.get("labels")
+    if labels in (None, [], ""):
+        draft_label = task.candidate_a.label
+        return [draft_label] if isinstance(draft_label, str) and draft_label else []
+    try:
+        labels = labels_validate(project=project, labels=labels)
+    except ValueError as exc:
+        raise _invalid("labels", str(exc)) from None
+    if len(labels) != 1:
+        raise _invalid("labels", f"Choose one label for the rationale: {', '.join(project.labels)}.")
+    return labels
+
+
 def annotation_value_validate(*, task: ReviewTask, value) -> tuple[dict, dict]:
     """Checks an answer for the task's mode. Answers (the value to store, the denormalised columns);
     raises ValidationFailed with a message that says what to fix."""
@@ -381,13 +405,17 @@ def annotation_value_validate(*, task: ReviewTask, value) -> tuple[dict, dict]:
             raise _invalid("choice", "Choose a, b, tie or both_bad.")
         return {"choice": choice, "reason": _note(value, "reason")}, {"choice": choice}
     if mode == ReviewMode.EDIT:
-        _only_keys(value, ("text",), mode)
+        rationale = is_rationale_draft(task.candidate_a)
+        _only_keys(value, ("text", "labels") if rationale else ("text",), mode)
         text = value.get("text")
         if not isinstance(text, str) or not text.strip():
             raise _invalid("text", "The edited text is empty; write the answer you want to keep.")
         if len(text) > MAX_EDIT_CHARS:
             raise _invalid("text", f"Keep the edited text under {MAX_EDIT_CHARS} characters.")
-        return {"text": text.replace("\r\n", "\n")}, {}
+        clean = {"text": text.replace("\r\n", "\n")}
+        if rationale:
+            clean["labels"] = _rationale_label(task, value)
+        return clean, {}
     # label
     if project.task_type == TaskType.NER:
         _only_keys(value, ("spans",), mode)
@@ -497,6 +525,8 @@ def annotation_submit(
                 result_candidate = Candidate.objects.create(
                     item_id=locked.item_id,
                     text=clean["text"],
+                    # An edited rationale keeps the label it argues for (see is_rationale_draft).
+                    label=clean["labels"][0] if clean.get("labels") else None,
                     source=CandidateSource.HUMAN,
                     recipe="edit",
                     parent_id=locked.candidate_a_id,

@@ -120,6 +120,11 @@ def panel_context(request, task, *, values: dict | None = None, error: str = "",
         original = task.candidate_a.text if task.candidate_a else ""
         context["original"] = original
         context["edit_text"] = draft["text"] if isinstance(draft.get("text"), str) else original
+        if review_services.is_rationale_draft(task.candidate_a):
+            # Label and rationale as separate fields (rationale recipe).
+            chosen = draft.get("labels") if "labels" in draft else [task.candidate_a.label]
+            context["rationale"] = True
+            context["chosen"] = [x for x in chosen or [] if isinstance(x, str)]
     elif task.mode == ReviewMode.LABEL:
         suggested = _suggested_labels(task)
         context["suggested"] = suggested
@@ -184,6 +189,8 @@ def _form_value(task, post) -> dict:
     if task.mode == ReviewMode.COMPARE:
         return {"choice": post.get("choice") or None, "reason": post.get("reason", "")}
     if task.mode == ReviewMode.EDIT:
+        if "labels" in post and review_services.is_rationale_draft(task.candidate_a):
+            return {"text": post.get("text", ""), "labels": post.getlist("labels")}
         return {"text": post.get("text", "")}
     if task.project.task_type == TaskType.NER:
         try:
