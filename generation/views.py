@@ -1,4 +1,5 @@
-"""Pages of the generation app: model settings and test, job list, start form, job detail."""
+"""Pages of the generation app: model settings and test, job list, start form, job detail, and the
+method inputs (seed tasks, documents, accepted QA pairs to eval, constitution, curator dev set)."""
 
 from functools import wraps
 
@@ -6,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseForbidden
+from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -14,10 +15,11 @@ from django.views.decorators.http import require_POST
 from annotation.models import Role
 from annotation.selectors import role_at_least
 from annotation.views.base import flash_error, form_errors_from, project_view
-from synthlab.errors import Forbidden, NotFound, SynthLabError
+from synthlab.errors import Forbidden, NotFound, SynthLabError, ValidationFailed
 
-from . import selectors, services
+from . import method_inputs, selectors, services
 from .forms import JobForm, ModelSettingsForm, ProbeForm
+from .method_forms import ConstitutionForm, DocumentUploadForm, SeedUploadForm
 from .prompts import prompt_get
 from .recipes import RECIPES
 
@@ -168,3 +170,182 @@ def job_cancel(request, job):
     services.job_cancel(job=job)
     messages.success(request, f"Job {job.pk} is {job.get_status_display().lower()}.")
     return redirect(reverse("generation:job_detail", kwargs={"job_id": job.pk}))
+
+
+# Method inputs: seed tasks, documents, accepted QA pairs, constitution, curator dev set --------------
+
+
+def _methods_context(project, **extra) -> dict:
+    from annotation.models import Item, Split
+
+    from . import seeds
+
+    return {
+        "project": project,
+        "seed_form": SeedUploadForm(),
+        "document_form": DocumentUploadForm(),
+        "seed_count": seeds.seed_items(project).count(),
+        "chunk_count": Item.objects.filter(project=project, metadata__has_key="document").count(),
+        "eval_chunks": Item.objects.filter(
+            project=project, metadata__has_key="document", split=Split.EVAL
+        ).count(),
+        "custom_constitution": bool((project.options or {}).get("constitution")),
+        "curation_pairs": method_inputs.curation_pairs(project).count(),
+        **extra,
+    }
+
+
+@project_view(min_role=Role.ADMIN)
+def method_inputs_page(request, project):
+    return render(request, "generation/method_inputs.html", _methods_context(project))
+
+
+def _render_inputs_error(request, project, status=400, **forms_):
+    context = _methods_context(project, **forms_)
+    return render(request, "generation/method_inputs.html", context, status=status)
+
+
+@require_POST
+@project_view(min_role=Role.ADMIN)
+def seed_upload(request, project):
+    from . import seeds
+
+    form = SeedUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            rows = seeds.seed_rows_parse(form.cleaned_data["file"].read())
+            result = seeds.seed_tasks_import(project=project, rows=rows, user=request.user)
+        except SynthLabError as exc:
+            form_errors_from(form, exc)
+        else:
+            messages.success(
+                request, f"Seed tasks imported: {result['created']} new, {result['updated']} updated."
+            )
+            return redirect("generation:method_inputs", project_id=project.pk)
+    return _render_inputs_error(request, project, seed_form=form)
+
+
+@require_POST
+@project_view(min_role=Role.ADMIN)
+def document_upload(request, project):
+    from . import documents
+
+    form = DocumentUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = documents.document_import(
+                project=project,
+                filename=upload.name,
+                data=upload.read(),
+                chunk_size=form.cleaned_data["chunk_size"],
+                chunk_overlap=form.cleaned_data["chunk_overlap"],
+                user=request.user,
+            )
+        except SynthLabError as exc:
+            form_errors_from(form, exc)
+        else:
+            messages.success(
+                request,
+                f"{result['name']}: {result['characters']} characters in {result['chunks']} chunks "
+                f"({result['created']} new, {result['updated']} updated).",
+            )
+            return redirect("generation:method_inputs", project_id=project.pk)
+    return _render_inputs_error(request, project, document_form=form)
+
+
+@require_POST
+@project_view(min_role=Role.ADMIN)
+def qa_to_eval(request, project):
+    from . import documents
+
+    moved = documents.accepted_qa_to_eval(project=project)
+    if moved:
+        messages.success(
+            request, f"{moved} document chunk(s) with accepted QA pairs moved to the eval split."
+        )
+    else:
+        messages.info(
+            request, "No accepted QA pairs to move: none rated 4 or more or edited on train items yet."
+        )
+    return redirect("generation:method_inputs", project_id=project.pk)
+
+
+@project_view(min_role=Role.ADMIN)
+def constitution_edit(request, project):
+    form = ConstitutionForm(
+        request.POST or None, initial={"constitution": method_inputs.constitution_lines(project)}
+    )
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            principles = method_inputs.constitution_save(
+                project=project, text=form.cleaned_data["constitution"]
+            )
+        except SynthLabError as exc:
+            form_errors_from(form, exc)
+        else:
+            messages.success(request, f"Constitution saved: {len(principles)} principles.")
+            return redirect("generation:constitution", project_id=project.pk)
+    if request.method == "POST":
+        status = 400
+    return render(
+        request,
+        "generation/constitution.html",
+        {
+            "project": project,
+            "form": form,
+            "custom": bool((project.options or {}).get("constitution")),
+        },
+        status=status,
+    )
+
+
+def _curation_context(project) -> dict:
+    from .method_stats import curation_quality
+
+    labels = method_inputs.curation_dev_labels(project)
+    page = method_inputs.curation_pairs(project)[:200]
+    return {
+        "project": project,
+        "pairs": [{"cand": c, "good": labels.get(str(c.pk))} for c in page],
+        "quality": curation_quality(project),
+    }
+
+
+@project_view(min_role=Role.ADMIN)
+def curation_dev_set(request, project):
+    return render(request, "generation/curation_dev_set.html", _curation_context(project))
+
+
+@require_POST
+@project_view(min_role=Role.ADMIN)
+def curation_dev_label(request, project, candidate_id):
+    from .method_stats import curation_dev_label_set, curation_quality
+
+    value = request.POST.get("good")
+    good = {"true": True, "false": False, "": None, "clear": None}.get(value, "invalid")
+    try:
+        if good == "invalid":
+            raise ValidationFailed('Label the pair good ("true"), bad ("false") or clear it.')
+        labels = curation_dev_label_set(project=project, candidate_id=candidate_id, good=good)
+    except NotFound:
+        raise Http404("No such backtranslation pair in this project.") from None
+    except SynthLabError as exc:
+        if request.htmx:
+            return HttpResponse(exc.message, status=400)
+        flash_error(request, exc)
+        return redirect("generation:curation_dev_set", project_id=project.pk)
+    if request.htmx:
+        cand = method_inputs.curation_pairs(project).get(pk=candidate_id)
+        return render(
+            request,
+            "generation/curation_dev_set.html#pair",
+            {
+                "project": project,
+                "row": {"cand": cand, "good": labels.get(str(candidate_id))},
+                "quality": curation_quality(project),
+                "oob": True,
+            },
+        )
+    return redirect("generation:curation_dev_set", project_id=project.pk)
