@@ -109,6 +109,8 @@ class RowContext:
         # SFT-style picks take an unedited draft only when it averages at least this.
         self.pick_min_rating = spec.filter("min_rating", 4.0)
         self.ner = spec.ner
+        # Labels exports of rationale-recipe projects: add each item's rationale (a "rationale" column).
+        self.rationales = spec.format == "labels" and not spec.ner and bool(option("rationales", False))
         self.labelled = self.project.task_type in (TaskType.CLASSIFICATION, TaskType.NER)
 
     def facts(self, record: R.ItemRecord) -> Facts:
@@ -278,6 +280,20 @@ def _consensus(record, ctx) -> tuple[R.Task | None, list[str] | None, list[dict]
 
 def _labels(record, facts, ctx):
     task, labels, spans, share, reason = _consensus(record, ctx)
+    if reason == "no_label_task" and not ctx.ner and (auto := R.auto_accepted_labels(record)):
+        # Accepted by its recipe without review (self-consistency above its threshold).
+        cand, labels = auto
+        core = {
+            "text": R.display_text(record),
+            "label": labels[0] if len(labels) == 1 else "",
+            "labels": labels,
+        }
+        detail = {"scores": R.auto_evidence(cand)}
+        if ctx.rationales:
+            core["rationale"], extra = R.rationale_for(record, facts.edits, labels)
+            detail |= extra
+        yield core, R.AUTO_ACCEPTED, [cand], detail, None
+        return
     if reason:
         ctx.dropped[reason] += 1
         return
@@ -290,6 +306,9 @@ def _labels(record, facts, ctx):
         yield {"text": text, "spans": _span_rows(text, spans)}, R.SPAN_MAJORITY, suggestion, detail, None
     else:
         core = {"text": text, "label": labels[0] if len(labels) == 1 else "", "labels": labels}
+        if ctx.rationales:
+            core["rationale"], extra = R.rationale_for(record, facts.edits, labels)
+            detail |= extra
         yield core, R.LABEL_MAJORITY, suggestion, detail, None
 
 
@@ -331,7 +350,8 @@ def _eval(record, facts, ctx):
             labels, spans = found_labels or [], _span_rows(text, found_spans or [])
             rule, detail = (R.SPAN_MAJORITY if ctx.ner else R.LABEL_MAJORITY), {"share": round(share, 4)}
     reference = ""
-    pick = R.sft_pick(record, facts.edits, facts.ratings, min_rating=ctx.pick_min_rating)
+    # An eval reference is verified by people: no auto-accepted candidates.
+    pick = R.sft_pick(record, facts.edits, facts.ratings, min_rating=ctx.pick_min_rating, auto=False)
     if not isinstance(pick, str):
         reference, cands = pick.cand.text, [pick.cand]
         rule, detail = rule or pick.rule, {**pick.detail, **detail}
@@ -492,6 +512,8 @@ FORMATS: dict[str, Format] = {
 
 def export_columns(spec: ExportSpec) -> list[tuple[str, str]]:
     columns = FORMATS[spec.format].columns(spec.ner)
+    if spec.format == "labels" and not spec.ner and spec.option("rationales", False):
+        columns = columns + [("rationale", STRING)]
     return columns if spec.option("bare", False) else columns + PROVENANCE
 
 
@@ -612,6 +634,8 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
     with their votes and ratings counted by the database, edit/label answers, annotators per item,
     final adjudications). Each table is read once; memory holds one item and a batch per stream."""
     modes = list(FORMATS[spec.format].modes)
+    if spec.format == "labels" and spec.option("rationales", False):
+        modes.append("edit")  # reviewers' edits of the rationales
     value_modes = [m for m in modes if m in ("edit", "label")]
     with_labels = spec.format in ("labels", "conll", "eval")
     split = spec.filter("split", Split.TRAIN)
@@ -638,6 +662,8 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
                 "recipe",
                 "parent_id",
                 "label" if with_labels else "id",
+                "scores",
+                "provenance__original__candidate",
             )
         )
     )
@@ -682,9 +708,20 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
             digest or "",
         )
         cands = record.candidates
-        for _, cid, ctext, source, model, recipe, parent_id, label in candidates.take(pk):
+        for _, cid, ctext, source, model, recipe, parent_id, label, scores, original in candidates.take(pk):
             label = _json(label) if with_labels and label is not None else None
-            cands[cid] = Cand(cid, ctext or "", label, source, model or "", recipe or "", parent_id)
+            cand = Cand(cid, ctext or "", label, source, model or "", recipe or "", parent_id)
+            if scores is not None and scores not in ("{}", {}):
+                cand.scores = _json(scores)
+                if not isinstance(cand.scores, dict):
+                    cand.scores = None
+                elif R.recipe_rejected(cand):
+                    record.rejected += 1  # rejected by its recipe's filters: never exported
+                    continue
+            if original is not None:
+                original = _json(original)
+                cand.original_id = original if isinstance(original, int) else None
+            cands[cid] = cand
         by_id = {}
         who: set = set()
         for _, tid, mode, a_id, b_id, a, b, tie, both_bad, *rest in tasks.take(pk):
@@ -770,6 +807,8 @@ def export_rows(
                 on_progress(ctx)
             if deadline is not None and time.monotonic() > deadline:
                 return
+        if record.rejected:
+            dropped["recipe_rejected"] += record.rejected
         facts = ctx.facts(record)
         outs = list(build(record, facts, ctx))
         if not outs:

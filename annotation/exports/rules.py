@@ -31,6 +31,10 @@ BOTH_BAD = "both_bad"
 LABEL_MAJORITY = "label_majority"
 SPAN_MAJORITY = "span_majority"
 IMPORTED_REFERENCE = "imported_reference"
+# Method recipes (generation/recipes): a critique_revise revision reviewers preferred to its original,
+# and a candidate the recipe accepted itself above its confidence threshold (scores["auto_accepted"]).
+CRITIQUE_REVISE = "critique_revise"
+AUTO_ACCEPTED = "auto_accepted"
 
 
 @dataclass(slots=True)
@@ -43,6 +47,30 @@ class Cand:
     recipe: str = ""
     parent_id: int | None = None
     norm: str | None = None  # normalised text, computed on first use by same_text
+    scores: dict | None = None  # the recipe's scores (auto_accepted, critique_revise, rationale, ...)
+    original_id: int | None = None  # a critique_revise revision: the candidate it revised (provenance)
+
+
+def auto_accepted(cand: Cand) -> bool:
+    """Accepted by its recipe without review (e.g. self-consistency agreement over the threshold)."""
+    return bool((cand.scores or {}).get("auto_accepted"))
+
+
+def recipe_rejected(cand: Cand) -> bool:
+    """Kept from reviewers by its recipe's filters (scores["skip_review"]) and not auto-accepted:
+    exports leave it out."""
+    scores = cand.scores or {}
+    return bool(scores.get("skip_review")) and not scores.get("auto_accepted")
+
+
+def revision_of(revision: Cand, original: Cand) -> bool:
+    """Whether `revision` is the critique_revise revision of `original`: the candidate its provenance
+    names, or the recipe's own first draft (sample 0) when it wrote one."""
+    if (revision.scores or {}).get("critique_revise") != "revision":
+        return False
+    if revision.original_id is not None:
+        return revision.original_id == original.id
+    return original.recipe == CRITIQUE_REVISE and (original.scores or {}).get("critique_revise") == "original"
 
 
 def same_text(first: Cand, second: Cand) -> bool:
@@ -97,6 +125,7 @@ class ItemRecord:
     candidates: dict[int, Cand] = field(default_factory=dict)
     tasks: list[Task] = field(default_factory=list)
     annotators: int = 0  # distinct annotators who answered the item's tasks
+    rejected: int = 0  # candidates left out: rejected by their recipe's filters (recipe_rejected)
 
 
 @dataclass(slots=True)
@@ -235,6 +264,11 @@ def compare_pair(record: ItemRecord, task: Task, *, min_margin: int = 1) -> Pair
     detail = {"votes": vote.votes, "margin": vote.margin, "share": round(vote.share, 4), "task_id": task.id}
     if task.adjudicated:
         detail["adjudicated"] = True
+    if revision_of(chosen, rejected):
+        # Reviewers confirmed the revision over the draft it revised (Constitutional AI's pairs).
+        scores = chosen.scores or {}
+        detail |= {"rounds": scores.get("rounds"), "principles": scores.get("principles") or []}
+        return Pair(CRITIQUE_REVISE, chosen, rejected, detail)
     return Pair(COMPARE_MAJORITY, chosen, rejected, detail)
 
 
@@ -388,10 +422,16 @@ def edit_pairs(record: ItemRecord, item_edits: list[Edit]) -> list[Pair]:
 
 
 def sft_pick(
-    record: ItemRecord, item_edits: list[Edit], ratings: dict[int, list[int]], *, min_rating: float = 4.0
+    record: ItemRecord,
+    item_edits: list[Edit],
+    ratings: dict[int, list[int]],
+    *,
+    min_rating: float = 4.0,
+    auto: bool = True,
 ) -> Pick | str:
     """The one completion to train on: a human edit (the best-rated one, else the latest), else a
-    draft a reviewer accepted unchanged, else the best-rated candidate if it averages `min_rating`."""
+    draft a reviewer accepted unchanged, else the best-rated candidate if it averages `min_rating`,
+    else (with `auto`, for an item nobody reviewed) the latest candidate its recipe auto-accepted."""
     means = mean_ratings(ratings)
     changed = [e for e in item_edits if e.changed]
     if changed:
@@ -401,6 +441,11 @@ def sft_pick(
     if accepted:
         return Pick(ACCEPTED_DRAFT, accepted[-1].draft, {"accepted_by": len(accepted)})
     if not means:
+        if auto:
+            accepted_ids = [cid for cid, c in record.candidates.items() if auto_accepted(c) and c.text]
+            if accepted_ids:
+                cand = record.candidates[max(accepted_ids)]
+                return Pick(AUTO_ACCEPTED, cand, {"scores": auto_evidence(cand)})
         return "not_reviewed"
     best_id = _ranked(means, ratings)[0]
     if means[best_id] < min_rating:
@@ -409,6 +454,45 @@ def sft_pick(
     if cand is None:
         return "candidate_missing"
     return Pick(BEST_RATED, cand, {"ratings": ratings[best_id]})
+
+
+def auto_evidence(cand: Cand) -> dict:
+    """The scores that made the recipe accept a candidate (for the row's meta column)."""
+    keep = ("agreement", "curation_score", "votes", "route", "samples")
+    return {k: v for k, v in (cand.scores or {}).items() if k in keep}
+
+
+def auto_accepted_labels(record: ItemRecord) -> tuple[Cand, list[str]] | None:
+    """For an item with no label task: the latest auto-accepted candidate with a label, and its
+    labels."""
+    found = [c for c in record.candidates.values() if auto_accepted(c) and c.label]
+    if not found:
+        return None
+    cand = max(found, key=lambda c: c.id or 0)
+    labels = [cand.label] if isinstance(cand.label, str) else _labels_of({"labels": cand.label})
+    return (cand, labels) if labels else None
+
+
+def rationale_for(record: ItemRecord, item_edits: list[Edit], labels: list[str] | None) -> tuple[str, dict]:
+    """The rationale (distilling step by step) that goes with the item's consensus labels: a
+    reviewer's edit of a rationale-recipe candidate (its latest), else the model's rationale when its
+    answer agrees with the labels; ("", reason) when none fits."""
+    wanted = set(labels or ())
+
+    def label_of(cand: Cand, fallback: Cand) -> set:
+        value = cand.label if cand.label else fallback.label
+        return {value} if isinstance(value, str) else set(value or ())
+
+    edited = [e for e in item_edits if e.draft.recipe == "rationale"]
+    for edit in sorted(edited, key=lambda e: -e.order):
+        if label_of(edit.result, edit.draft) == wanted:
+            rule = "human_edit" if edit.changed else "accepted_draft"
+            return edit.result.text, {"rationale": rule, "rationale_candidate": edit.draft.id}
+    drafts = [c for c in record.candidates.values() if c.recipe == "rationale" and c.source != "human"]
+    for cand in sorted(drafts, key=lambda c: -(c.id or 0)):
+        if label_of(cand, cand) == wanted and cand.text:
+            return cand.text, {"rationale": "model", "rationale_candidate": cand.id}
+    return "", {"rationale": "none_agreeing" if drafts else "none"}
 
 
 # KTO ---------------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ OPTION_KEYS = (
     "kto_undesirable_max",
     "rating_agreement",
     "seed",
+    "rationales",
 )
 
 
@@ -270,6 +271,15 @@ def export_spec_validate(
             {"field": "options.rating_agreement", "message": "rating_agreement is spread or alpha."}
         )
     clean_options["rating_agreement"] = agreement
+    if options.get("rationales") not in (None, ""):
+        if format != "labels" or ner:
+            details.append(
+                {
+                    "field": "options.rationales",
+                    "message": "rationales applies to the labels format of a classification project.",
+                }
+            )
+        clean_options["rationales"] = _bool(details, "options", "rationales", options.get("rationales"), None)
     clean_options["seed"] = _number(
         details, "options", "seed", options.get("seed", 0), low=0, high=2**31, integer=True
     )
