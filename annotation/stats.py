@@ -46,11 +46,25 @@ def dashboard_group(project_id: int) -> str:
     return f"dashboard-{project_id}"
 
 
+# At most one dashboard event per project per process in this many seconds (each submit would send
+# one otherwise, costing about as much as the submit's own queries); the dashboard consumer tells
+# the page once more DASHBOARD_EVENT_INTERVAL and more after the last event, so held-back changes show.
+DASHBOARD_EVENT_INTERVAL = 1.0
+_dashboard_event_sent_at: dict[int, float] = {}
+
+
 def dashboard_event_send(*, project_id: int) -> None:
     """Tells open dashboards of the project that numbers changed (they re-fetch their charts)."""
+    import time
+
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
+    now = time.monotonic()
+    last = _dashboard_event_sent_at.get(project_id, -DASHBOARD_EVENT_INTERVAL)
+    if now - last < DASHBOARD_EVENT_INTERVAL:
+        return
+    _dashboard_event_sent_at[project_id] = now
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(dashboard_group(project_id), {"type": "dashboard.changed"})

@@ -27,9 +27,9 @@ from functools import cache, partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import JSONField, OuterRef, Subquery
 from django.utils import timezone
 
+from synthlab import rawrows
 from synthlab.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 from ..models import (
@@ -131,6 +131,8 @@ def _tables() -> dict[str, str]:
         "skip": TaskSkip,
         "draft": AnnotationDraft,
         "item": Item,
+        "candidate": Candidate,
+        "membership": Membership,
     }
     return {name: quote(model._meta.db_table) for name, model in models.items()}
 
@@ -196,15 +198,18 @@ def _free_slots_now(*, task_id: int, user, now) -> tuple[int, bool]:
     return (free if status == TaskStatus.OPEN else 0), bool(answered)
 
 
-def _lease_write(*, task_id: int, user, now, fresh: bool) -> TaskLease:
-    lease = TaskLease(task_id=task_id, user=user, expires_at=now + lease_duration(), created_at=now)
-    TaskLease.objects.bulk_create(
-        [lease],
-        update_conflicts=True,
-        unique_fields=["task", "user"],
-        update_fields=["expires_at", "created_at"] if fresh else ["expires_at"],
-    )
-    return lease
+def _lease_write(*, task_id: int, user, now, fresh: bool) -> None:
+    """Upserts the (task, user) lease: a fresh one restarts its created_at (when the task was shown),
+    a renewal only moves expires_at."""
+    t = _tables()
+    update = "expires_at = EXCLUDED.expires_at" + (", created_at = EXCLUDED.created_at" if fresh else "")
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {t['lease']} (task_id, user_id, expires_at, created_at) VALUES (%s, %s, %s, %s)"
+            f" ON CONFLICT (task_id, user_id) DO UPDATE SET {update}",
+            [task_id, user.pk, adapt(now + lease_duration()), adapt(now)],
+        )
 
 
 def _claim(*, project: Project, user, mode: str, now) -> int | None:
@@ -257,24 +262,7 @@ def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
     now = timezone.now()
     with transaction.atomic():
         # The lease this user holds, if any, in the same statement as the membership lock.
-        held_lease = (
-            TaskLease.objects.filter(
-                user=user,
-                expires_at__gt=now,
-                task__project=project,
-                task__mode=mode,
-                task__status=TaskStatus.OPEN,
-            )
-            .order_by("task__priority", "task_id")
-            .values("task_id")[:1]
-        )
-        membership = (
-            Membership.objects.select_for_update(of=("self",))
-            .filter(project=project, user=user)
-            .annotate(held=Subquery(held_lease))
-            .values("paused", "paused_reason", "held")
-            .first()
-        )
+        membership = _membership_lock(project_id=project.pk, user_id=user.pk, mode=mode, now=now)
         if membership is None:
             raise NotFound("No such project.")
         if membership["paused"]:
@@ -293,14 +281,65 @@ def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
                 _after_commit_notify(project.pk)
         if task_id is None:
             return None
-        draft = AnnotationDraft.objects.filter(task=OuterRef("pk"), user=user).values("value")[:1]
-        task = (
-            ReviewTask.objects.select_related("item", "candidate_a", "candidate_b")
-            .annotate(user_draft=Subquery(draft, output_field=JSONField()))
-            .get(pk=task_id)
-        )
+        task = _task_with_content(task_id=task_id, user_id=user.pk)
     task.project = project
     task.lease_expires_at = now + lease_duration()
+    return task
+
+
+def _membership_lock(*, project_id: int, user_id: int, mode: str, now) -> dict | None:
+    """Locks the user's Membership row (FOR UPDATE where the database has it); answers its pause
+    state and ``held``: the first open task of ``mode`` this user holds an unexpired lease on."""
+    t = _tables()
+    lock = " FOR UPDATE OF m" if connection.features.has_select_for_update_of else ""
+    sql = (
+        "SELECT m.paused, m.paused_reason, (SELECT l.task_id"
+        f" FROM {t['lease']} l JOIN {t['task']} o ON o.id = l.task_id"
+        " WHERE l.user_id = %s AND l.expires_at > %s AND o.project_id = %s AND o.mode = %s AND o.status = %s"
+        " ORDER BY o.priority, l.task_id LIMIT 1)"
+        f" FROM {t['membership']} m WHERE m.project_id = %s AND m.user_id = %s ORDER BY m.id LIMIT 1{lock}"
+    )
+    now = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, now, project_id, mode, TaskStatus.OPEN.value, project_id, user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return {"paused": bool(row[0]), "paused_reason": row[1], "held": row[2]}
+
+
+def _task_with_content(*, task_id: int, user_id: int) -> ReviewTask:
+    """The task with its item and candidates loaded, and ``user_draft`` (this user's draft value or
+    None), in one statement."""
+    t = _tables()
+    draft_field = AnnotationDraft._meta.get_field("value")
+    sql = (
+        f"SELECT {rawrows.columns(ReviewTask, 't')}, {rawrows.columns(Item, 'i')},"
+        f" {rawrows.columns(Candidate, 'ca')}, {rawrows.columns(Candidate, 'cb')},"
+        f" (SELECT d.value FROM {t['draft']} d WHERE d.task_id = t.id AND d.user_id = %s LIMIT 1)"
+        f" FROM {t['task']} t JOIN {t['item']} i ON i.id = t.item_id"
+        f" LEFT JOIN {t['candidate']} ca ON ca.id = t.candidate_a_id"
+        f" LEFT JOIN {t['candidate']} cb ON cb.id = t.candidate_b_id WHERE t.id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, task_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise ReviewTask.DoesNotExist("ReviewTask matching query does not exist.")
+    task = rawrows.instance(ReviewTask, "t", row)
+    at = rawrows.width(ReviewTask)
+    task.item = rawrows.instance(Item, "i", row, at)
+    at += rawrows.width(Item)
+    task.candidate_a = rawrows.instance(Candidate, "ca", row, at)
+    at += rawrows.width(Candidate)
+    task.candidate_b = rawrows.instance(Candidate, "cb", row, at)
+    at += rawrows.width(Candidate)
+    draft = row[at]
+    for func in connection.ops.get_db_converters(draft_field.get_col("d")) + draft_field.get_db_converters(
+        connection
+    ):
+        draft = func(draft, draft_field.get_col("d"), connection)
+    task.user_draft = draft
     return task
 
 
@@ -490,7 +529,7 @@ def annotation_submit(
     now = timezone.now()
     try:
         with transaction.atomic():
-            locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
+            locked = _task_lock(task_id=task.pk)
             same_client, answered, leased, lease_active = _submit_state(
                 task_id=locked.pk, user_id=user.pk, client_id=client_id, now=now
             )
@@ -545,11 +584,9 @@ def annotation_submit(
                 **columns,
             )
             locked.annotation_count += 1
-            fields = ["annotation_count"]
             if locked.annotation_count >= locked.overlap:
                 locked.status, locked.completed_at = TaskStatus.DONE, now
-                fields += ["status", "completed_at"]
-            locked.save(update_fields=fields)
+            _task_count_save(locked)
             _lease_and_draft_clear(task_id=locked.pk, user_id=user.pk, now=now)
             if locked.status == TaskStatus.DONE:
                 _item_status_update(item_id=locked.item_id)
@@ -566,6 +603,34 @@ def annotation_submit(
         return _replay(existing, task=task, user=user), False
     task.annotation_count, task.status = locked.annotation_count, locked.status
     return annotation, True
+
+
+def _task_lock(*, task_id: int) -> ReviewTask:
+    """The task row, locked (FOR UPDATE, waits) where the database has row locks."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {rawrows.columns(ReviewTask, 't')} FROM {_tables()['task']} t WHERE t.id = %s{lock}",
+            [task_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise ReviewTask.DoesNotExist("ReviewTask matching query does not exist.")
+    return rawrows.instance(ReviewTask, "t", row)
+
+
+def _task_count_save(task: ReviewTask) -> None:
+    """Writes the task's annotation_count, status and completed_at (what a submit changes)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_tables()['task']} SET annotation_count = %s, status = %s, completed_at = %s WHERE id = %s",
+            [
+                task.annotation_count,
+                task.status,
+                connection.ops.adapt_datetimefield_value(task.completed_at),
+                task.pk,
+            ],
+        )
 
 
 def _submit_state(*, task_id: int, user_id: int, client_id: uuid.UUID, now) -> tuple:
