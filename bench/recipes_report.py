@@ -46,6 +46,20 @@ def main():
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--only", default="")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=128,
+        help="cap on every *max_new_tokens parameter of a recipe (0: the paper's values)",
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2, help="critique_revise rounds (paper: 4)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600,
+        help="seconds one batch may take (the recipes' default, 120, is too short for a busy 2-core CPU)",
+    )
     args = parser.parse_args()
     data = Path(args.data)
     if not data.is_dir():
@@ -58,6 +72,7 @@ def main():
     from annotation.services.projects import project_create
     from generation.methods import documents as docs
     from generation.models import JobFailure
+    from generation.recipes import recipe_get as get_recipe
     from generation.seeds import seed_tasks_import
     from generation.services import job_create, job_run
 
@@ -90,14 +105,26 @@ def main():
                 "name": name,
                 "task_type": task_type,
                 "modes": extra.pop("modes", ["rate", "compare", "edit"]),
-                "model_settings": {"backend": "default"},
+                "model_settings": {"backend": "default", "dtype": "auto", "batch_size": args.batch_size},
                 **extra,
             },
         )
 
+    def capped(recipe, params):
+        """The recipe's *max_new_tokens parameters capped at --max-new-tokens (explicit ones kept)."""
+        params = dict(params or {})
+        params.setdefault("timeout", args.timeout)
+        if args.max_new_tokens:
+            defaults = get_recipe(recipe).defaults
+            for key, value in defaults.items():
+                if key.endswith("max_new_tokens") and key not in params and isinstance(value, int):
+                    params[key] = min(value, args.max_new_tokens)
+        return params
+
     def run(p, recipe, params=None, items=None):
         started = time.monotonic()
-        job = job_create(project=p, user=user, recipe=recipe, params=params or {}, items=items)
+        params = capped(recipe, params)
+        job = job_create(project=p, user=user, recipe=recipe, params=params, items=items)
         job = job_run(job_id=job.pk)
         return job, time.monotonic() - started
 
@@ -113,6 +140,17 @@ def main():
             f"(job status {job.status}){'; ' + extra if extra else ''}"
         ]
         lines += [f"   e.g. {e}" for e in examples[:2]]
+        fails = JobFailure.objects.filter(job=job).order_by("id")
+        if fails:
+            kinds = {}
+            for f in fails:
+                key = f"{f.reason}: {re.sub(r'[0-9]+', 'N', f.message)[:70]}"
+                kinds[key] = kinds.get(key, 0) + 1
+            lines.append(f"   failures: {kinds}")
+            first = fails[0]
+            lines.append(
+                f"   failure e.g. {short(first.message, 120)!r}; raw {short(first.raw_output, 160)!r}"
+            )
         print("\n".join(lines), flush=True)
         reports.append(lines)
 
@@ -202,7 +240,7 @@ def main():
     if want("critique_revise"):
         p = project("Critique-revise", "instruction")
         items = Item.objects.bulk_create([Item(project=p, prompt=q) for q in questions])
-        job, secs = run(p, "critique_revise")
+        job, secs = run(p, "critique_revise", params={"rounds": args.rounds})
         revs = Candidate.objects.filter(item__in=items, dedupe_key="critique_revise:1")
         ex = [
             f"{short(c.item.prompt, 50)!r}: draft {short(Candidate.objects.get(item=c.item, dedupe_key='critique_revise:0').text, 50)!r} "
@@ -210,7 +248,13 @@ def main():
             for c in revs[:2]
         ]
         report(
-            "critique_revise", job, secs, "items with a revision after 4 rounds", revs.count(), len(items), ex
+            "critique_revise",
+            job,
+            secs,
+            f"items with a revision after {args.rounds} rounds",
+            revs.count(),
+            len(items),
+            ex,
         )
 
     if want("qa_from_document"):
