@@ -1,9 +1,11 @@
 """Export speed and memory on PostgreSQL: a project with 1M annotations exported as DPO, to JSONL and
 to Parquet, through the same service the Celery task calls (annotation.services.exports.export_run).
 
-    python bench/export_bench.py                       # 1,000,000 annotations
-    python bench/export_bench.py --annotations 200000  # smaller
+    python bench/export_bench.py                       # 1,000,000 annotations (200,000 items)
+    python bench/export_bench.py --items 20000         # smaller, for quick iterations (100k annotations)
+    python bench/export_bench.py --annotations 200000  # the same, by annotations
     python bench/export_bench.py --keep                # keep the database for another run
+    python bench/export_bench.py --reuse --keep        # export again from the kept database
 
 The data: per item two model candidates (200- and 400-character texts), one compare task answered by
 3 annotators and two rate tasks answered by one (5 annotations per item), votes and ratings drawn
@@ -28,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/synthlab_bench_export"
 ANNOTATIONS_PER_ITEM = 5
+TARGET_ROWS_PER_S = 50_000
+TARGET_RSS_MB = 200
 
 
 def rss_peak_mb() -> float:
@@ -189,11 +193,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--annotations", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, help=f"items to make ({ANNOTATIONS_PER_ITEM} annotations each)")
     parser.add_argument("--database-url", default=DEFAULT_PG)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="export from an existing bench database")
     parser.add_argument("--child", nargs=3, metavar=("PROJECT", "ADMIN", "FILE_TYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.items:
+        args.annotations = args.items * ANNOTATIONS_PER_ITEM
     if args.child:
         project, admin, file_type = args.child
         print(json.dumps(run_export(args.database_url, int(project), int(admin), file_type)))
@@ -231,8 +238,10 @@ def main() -> None:
             f"PostgreSQL: {made['annotations']:,} annotations on {made['items']:,} items "
             f"(inserted in {made.get('fill_seconds', '?')} s)"
         )
+        results = []
         for file_type in ("jsonl", "parquet"):
             result = child("--child", str(made["project"]), str(made["admin"]), file_type)
+            results.append(result)
             print(
                 f"DPO {file_type:8s}: {result['rows']:,} rows from {result['items']:,} items in {result['seconds']} s"
                 f" = {result['rows_per_s']:,} rows/s, {round(made['annotations'] / result['seconds']):,} annotations/s;"
@@ -242,6 +251,19 @@ def main() -> None:
                 f" (after Django setup {result['rss_after_setup_mb']} MB); {result['status']}"
             )
             print(f"    rules {result['by_rule']}; left out {result['dropped']}")
+        print(
+            f"Summary ({made['annotations']:,} annotations; target >= {TARGET_ROWS_PER_S:,} rows/s, peak RSS < {TARGET_RSS_MB} MB):"
+        )
+        for result in results:
+            verdict = (
+                "meets"
+                if result["rows_per_s"] >= TARGET_ROWS_PER_S and result["peak_rss_mb"] < TARGET_RSS_MB
+                else "misses"
+            )
+            print(
+                f"  DPO {result['file_type']:8s} {result['rows_per_s']:>9,} rows/s   peak RSS {result['peak_rss_mb']:6.1f} MB"
+                f"   {verdict} the target"
+            )
     finally:
         if not args.keep:
             drop_database(args.database_url)
