@@ -63,6 +63,8 @@ def test_backtranslation_on_real_paragraphs(default_model, admin_user):
         "max_new_tokens": 40,
         "curate_max_new_tokens": 48,
         "seed": 7,
+        # Generous: this test is about what the recipe stores, not speed; a loaded CI core is slow.
+        "timeout": 900,
     }
     job = run(project, admin_user, "backtranslation", params, [i.pk for i in items])
     assert job.progress_done == len(items)
@@ -90,7 +92,7 @@ def test_self_consistency_weak_labels_on_sentiment(default_model, admin_user):
         },
     )
     items = [Item.objects.create(project=project, text=text) for text in SENTENCES]
-    params = {"samples": 3, "max_new_tokens": 12, "seed": 7}
+    params = {"samples": 3, "max_new_tokens": 12, "seed": 7, "timeout": 900}
     job = run(project, admin_user, "self_consistency", params, [i.pk for i in items])
     assert job.progress_done == len(items)
     voted = 0
