@@ -138,7 +138,15 @@ def _tables() -> dict[str, str]:
 
 
 def _claim_query(
-    *, project_id: int, user_id: int, mode: str, now, skipped: bool, gold: bool | None, missed: list[int]
+    *,
+    project_id: int,
+    user_id: int,
+    mode: str,
+    now,
+    skipped: bool,
+    gold: bool | None,
+    missed: list[int],
+    skip_locked: bool = True,
 ) -> tuple[str, list]:
     """The first task of the queue this user may take now, locked (SKIP LOCKED) on PostgreSQL.
 
@@ -179,7 +187,9 @@ def _claim_query(
         where.append(f"NOT EXISTS (SELECT 1 FROM {t['skip']} k WHERE k.task_id = t.id AND k.user_id = %s)")
         params.append(user_id)
         order = "t.priority, t.id"
-    lock = " FOR UPDATE OF t SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    lock = ""
+    if connection.features.has_select_for_update_skip_locked:
+        lock = " FOR UPDATE OF t SKIP LOCKED" if skip_locked else " FOR UPDATE OF t"
     return f"SELECT t.id FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1{lock}", params
 
 
@@ -218,10 +228,14 @@ def _claim(*, project: Project, user, mode: str, now) -> int | None:
     quality = _quality()
     gold_first = quality.gold_serve_first(project=project, user=user, mode=mode) if quality else None
     # Gold tasks are mixed in at the project's rate; when none of the wanted kind is left, any.
-    passes = [(False, gold_first)] if gold_first is not None else []
-    passes += [(False, None), (True, None)]
+    passes = [(False, gold_first, True)] if gold_first is not None else []
+    passes += [(False, None, True), (True, None, True)]
+    if connection.features.has_select_for_update_skip_locked:
+        # SKIP LOCKED also passes over a task whose row a submit holds for a moment; before saying
+        # "nothing left", wait for such rows once, so the last free slots are not missed.
+        passes += [(False, None, False), (True, None, False)]
     with connection.cursor() as cursor:
-        for skipped, gold in passes:
+        for skipped, gold, skip_locked in passes:
             missed: list[int] = []
             for _ in range(CLAIM_ATTEMPTS):
                 cursor.execute(
@@ -233,6 +247,7 @@ def _claim(*, project: Project, user, mode: str, now) -> int | None:
                         skipped=skipped,
                         gold=gold,
                         missed=missed,
+                        skip_locked=skip_locked,
                     )
                 )
                 row = cursor.fetchone()

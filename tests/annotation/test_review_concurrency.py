@@ -80,7 +80,8 @@ def test_racing_annotators_fill_every_task_to_exactly_its_overlap(admin_user, cr
 
     run_threads(work, THREADS)
     assert conflicts == []
-    assert all(len(users) == len(set(users)) == overlap for users in served.values())
+    bad = {pk: users for pk, users in served.items() if not len(users) == len(set(users)) == overlap}
+    assert bad == {}
     assert len(served) == tasks
     per_task = Counter(Annotation.objects.values_list("task_id", flat=True))
     assert set(per_task.values()) == {overlap} and len(per_task) == tasks
