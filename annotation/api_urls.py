@@ -14,7 +14,11 @@ urlpatterns = [
         name="api-export-preview",
     ),
     path("exports/<int:export_id>/", exports_api.ExportDetailApi.as_view(), name="api-export"),
-    path("exports/<int:export_id>/download/", exports_api.ExportDownloadApi.as_view(), name="api-export-download"),
+    path(
+        "exports/<int:export_id>/download/",
+        exports_api.ExportDownloadApi.as_view(),
+        name="api-export-download",
+    ),
     path("auth/token/", auth.TokenObtainApi.as_view(), name="api-token"),
     path("projects/", projects.ProjectListApi.as_view(), name="api-projects"),
     path("projects/<int:project_id>/", projects.ProjectDetailApi.as_view(), name="api-project"),

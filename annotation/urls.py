@@ -8,7 +8,9 @@ app_name = "annotation"
 urlpatterns = [
     path("projects/<int:project_id>/exports/", export_views.export_list, name="export_list"),
     path("projects/<int:project_id>/exports/preview/", export_views.export_preview, name="export_preview"),
-    path("projects/<int:project_id>/exports/<int:export_id>/", export_views.export_detail, name="export_detail"),
+    path(
+        "projects/<int:project_id>/exports/<int:export_id>/", export_views.export_detail, name="export_detail"
+    ),
     path(
         "projects/<int:project_id>/exports/<int:export_id>/download/",
         export_views.export_download,
