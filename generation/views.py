@@ -1,21 +1,18 @@
 """Pages of the generation app: model settings and test, job list, start form, job detail, and the
 method inputs (seed tasks, documents, accepted QA pairs to eval, constitution, curator dev set)."""
 
-from functools import wraps
-
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotation.models import Role
 from annotation.selectors import role_at_least
-from annotation.views.base import flash_error, form_errors_from, project_view
-from synthlab.errors import Forbidden, NotFound, SynthLabError, ValidationFailed
+from annotation.views.base import flash_error, form_errors_from, member_view, project_view
+from synthlab.errors import NotFound, SynthLabError, ValidationFailed
 
 from . import method_inputs, selectors, services
 from .forms import JobForm, ModelSettingsForm, ProbeForm
@@ -25,23 +22,12 @@ from .recipes import RECIPES
 
 
 def job_view(min_role: str = Role.ANNOTATOR):
-    """Login required; loads the job for a member of its project (404 otherwise, 403 below min_role)."""
+    """A page about one job (URL argument `job_id`), for members of its project."""
 
-    def decorator(view):
-        @login_required
-        @wraps(view)
-        def wrapper(request, job_id, *args, **kwargs):
-            try:
-                job = selectors.job_get(user=request.user, job_id=job_id, min_role=min_role)
-            except NotFound:
-                raise Http404("No such job.") from None
-            except Forbidden as exc:
-                return HttpResponseForbidden(render(request, "403.html", {"message": exc.message}).content)
-            return view(request, job, *args, **kwargs)
+    def load(*, user, pk, min_role):
+        return selectors.job_get(user=user, job_id=pk, min_role=min_role)
 
-        return wrapper
-
-    return decorator
+    return member_view(load, arg="job_id", min_role=min_role, not_found="No such job.")
 
 
 def live_websocket() -> bool:
