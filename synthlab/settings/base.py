@@ -80,9 +80,10 @@ TEMPLATES = [
 if ENV.database_url:
     DATABASES = {"default": dj_database_url.parse(ENV.database_url, conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        # Under ASGI every request runs in a thread of its own, so per-thread persistent connections
-        # meant a new PostgreSQL connection (cold caches, ~ms to open) for every request, and too
-        # many clients under load. A pool per process hands warm connections out again.
+        # Connections are per thread and requests run on a pool of threads (asgi_handler), each
+        # giving its connection back when the request ends; a pool per process hands warm
+        # connections out again instead of opening one (~ms, cold caches) per request. Keep
+        # max_size above SYNTHLAB_REQUEST_THREADS so no request thread waits for a connection.
         DATABASES["default"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 20}
 else:
@@ -205,6 +206,9 @@ LOGGING = {
 
 # Review queue: how long a leased task is held for one reviewer before it returns to the queue.
 SYNTHLAB_LEASE_SECONDS = 15 * 60
+# Threads per server process that run requests (synthlab/asgi_handler.py): at most this many
+# requests of one process are in views at once; the rest wait their turn on the event loop.
+SYNTHLAB_REQUEST_THREADS = ENV.request_threads
 
 # Webhooks: private/loopback targets are refused (SSRF guard) unless explicitly allowed.
 SYNTHLAB_WEBHOOKS_ALLOW_PRIVATE = ENV.webhooks_allow_private

@@ -38,6 +38,9 @@ class Env:
     model_cache_dir: str = field(default_factory=lambda: os.environ.get("SYNTHLAB_MODEL_CACHE", ""))
     max_upload_mb: int = field(default_factory=lambda: int(os.environ.get("SYNTHLAB_MAX_UPLOAD_MB", "512")))
     secure_ssl_redirect: bool = field(default_factory=lambda: _bool("SECURE_SSL_REDIRECT", True))
+    request_threads: int = field(
+        default_factory=lambda: int(os.environ.get("SYNTHLAB_REQUEST_THREADS", "16"))
+    )
     webhooks_allow_private: bool = field(
         default_factory=lambda: _bool("SYNTHLAB_WEBHOOKS_ALLOW_PRIVATE", False)
     )
