@@ -55,8 +55,8 @@ from ..validation import labels_validate, spans_validate
 MAX_NOTE_CHARS = 5_000
 MAX_EDIT_CHARS = 200_000
 MAX_DURATION_MS = 24 * 60 * 60 * 1000
-# Tasks examined per pass whose slots turned out to be taken after locking (a lease committed
-# between our snapshot and our lock). Each miss is excluded and the next task tried.
+# Claims started over when the task they locked turned out to be full (a lease committed between
+# the claim's snapshot and its lock): each miss is rolled back, excluded, and the claim retried.
 CLAIM_ATTEMPTS = 25
 DRAFT_FIELDS = ("rating", "comment", "choice", "reason", "text", "labels", "spans")
 MAX_DRAFT_CHARS = 250_000
@@ -150,47 +150,114 @@ def _claim_query(
 ) -> tuple[str, list]:
     """The first task of the queue this user may take now, locked (SKIP LOCKED) on PostgreSQL.
 
-    Open tasks of the mode, in (priority, id) order along the (project, mode, status, priority, id)
-    index, keeping those with a free slot, not answered by this user ("count = 0 OR NOT EXISTS"
-    spares the (task, annotator) index probe for tasks nobody answered, and keeps PostgreSQL from
-    planning an anti-join over all of the user's annotations), whose item is assigned to nobody or
-    to this user. `skipped`: only the tasks this user skipped, oldest skip first; otherwise only
-    the ones they did not skip. The scan stops at the first match, so its cost does not grow with
-    the number of tasks in the project.
+    Open tasks of the mode in (priority, id) order, keeping those with a free slot, not answered by
+    this user, whose item is assigned to nobody or to this user. `skipped`: only the tasks this
+    user skipped, oldest skip first; otherwise only the ones they did not skip.
+
+    Two index walks, each stopping at its first match, and the earlier of the two wins:
+
+    - ``fresh``: tasks nobody answered yet (partial index task_queue_fresh). No probe of the user's
+      answers is needed, and tasks that are already started are not in this index at all, so the
+      walk does not grow with the number of tasks this user answered that still wait for others.
+    - ``started``: tasks with some but not all answers (partial index task_queue_started), minus
+      the ones this user answered. That set is what overlap leaves open behind the annotators; the
+      user's own answers among it are removed by one hashed anti-join (their answers on task ids
+      between the first and last started task of the project, one range of the (annotator, task)
+      index; both ends from task_started_by_id) instead of one probe per task. This walk still
+      passes over the started tasks this user answered, at about 0.6 us each instead of two
+      subquery probes each.
     """
     t = _tables()
     now = connection.ops.adapt_datetimefield_value(now)
-    where = [
-        "t.project_id = %s",
-        "t.mode = %s",
-        "t.status = %s",
-        f"t.annotation_count < t.overlap - (SELECT COUNT(*) FROM {t['lease']} l"
-        " WHERE l.task_id = t.id AND l.expires_at > %s AND l.user_id <> %s)",
-        f"(t.annotation_count = 0 OR NOT EXISTS (SELECT 1 FROM {t['annotation']} a"
-        " WHERE a.task_id = t.id AND a.annotator_id = %s))",
+    status = TaskStatus.OPEN.value
+    leases = f"(SELECT COUNT(*) FROM {t['lease']} l WHERE l.task_id = t.id AND l.expires_at > %s AND l.user_id <> %s)"
+    assignment = (
         f"(NOT EXISTS (SELECT 1 FROM {t['assignment']} s WHERE s.item_id = t.item_id)"
-        f" OR EXISTS (SELECT 1 FROM {t['assignment']} s WHERE s.item_id = t.item_id AND s.user_id = %s))",
-    ]
-    params: list = [project_id, mode, TaskStatus.OPEN.value, now, user_id, user_id, user_id]
-    if gold is not None:
-        where.append("t.is_gold = %s")
-        params.append(gold)
-    if missed:
-        where.append(f"t.id NOT IN ({', '.join(['%s'] * len(missed))})")
-        params.extend(missed)
-    if skipped:
-        source = f"{t['task']} t JOIN {t['skip']} k ON k.task_id = t.id AND k.user_id = %s"
-        params.insert(0, user_id)
-        order = "k.created_at, t.priority, t.id"
-    else:
-        source = f"{t['task']} t"
-        where.append(f"NOT EXISTS (SELECT 1 FROM {t['skip']} k WHERE k.task_id = t.id AND k.user_id = %s)")
-        params.append(user_id)
-        order = "t.priority, t.id"
+        f" OR EXISTS (SELECT 1 FROM {t['assignment']} s WHERE s.item_id = t.item_id AND s.user_id = %s))"
+    )
     lock = ""
     if connection.features.has_select_for_update_skip_locked:
         lock = " FOR UPDATE OF t SKIP LOCKED" if skip_locked else " FOR UPDATE OF t"
-    return f"SELECT t.id FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT 1{lock}", params
+
+    def walk(started: bool, locked: bool = True) -> tuple[str, list]:
+        where = ["t.project_id = %s", "t.mode = %s", "t.status = %s"]
+        params: list = [project_id, mode, status]
+        source, source_params, order = f"{t['task']} t", [], "t.priority, t.id"
+        if started:
+            where += ["t.annotation_count > 0", f"t.annotation_count < t.overlap - {leases}"]
+            params += [now, user_id]
+        else:
+            where += ["t.annotation_count = 0", f"t.overlap > {leases}"]
+            params += [now, user_id]
+        if started and not skipped:
+            # The started tasks this user did not answer, in queue order: an index-only walk of
+            # task_queue_started with the hashed anti-join, fenced (OFFSET 0) so the checks that
+            # read the task row run only on the tasks that survive it.
+            bound = (
+                f"(SELECT {{}}(f.id) FROM {t['task']} f WHERE f.project_id = %s AND f.mode = %s"
+                " AND f.status = %s AND f.annotation_count > 0)"
+            )
+            fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+            source = (
+                f"(SELECT y.id, y.priority FROM {t['task']} y WHERE y.project_id = %s AND y.mode = %s"
+                " AND y.status = %s AND y.annotation_count > 0 AND y.id NOT IN (SELECT a.task_id"
+                f" FROM {t['annotation']} a WHERE a.annotator_id = %s AND a.task_id BETWEEN"
+                f" {bound.format('MIN')} AND {bound.format('MAX')}) ORDER BY y.priority, y.id {fence}) y"
+                f" JOIN {t['task']} t ON t.id = y.id"
+            )
+            source_params = [project_id, mode, status, user_id, *([project_id, mode, status] * 2)]
+            order = "y.priority, y.id"
+        elif started:
+            # Skipped tasks: a walk over this user's few skips; the probe per task is cheap there.
+            where.append(
+                f"NOT EXISTS (SELECT 1 FROM {t['annotation']} a WHERE a.task_id = t.id AND a.annotator_id = %s)"
+            )
+            params.append(user_id)
+        where.append(assignment)
+        params.append(user_id)
+        if gold is not None:
+            where.append("t.is_gold = %s")
+            params.append(gold)
+        if missed:
+            where.append(f"t.id NOT IN ({', '.join(['%s'] * len(missed))})")
+            params.extend(missed)
+        if skipped:
+            source = f"{t['task']} t JOIN {t['skip']} k ON k.task_id = t.id AND k.user_id = %s"
+            source_params = [user_id]
+            first = "k.created_at"
+            order = f"{first}, {order}"
+        else:
+            where.append(
+                f"NOT EXISTS (SELECT 1 FROM {t['skip']} k WHERE k.task_id = t.id AND k.user_id = %s)"
+            )
+            params.append(user_id)
+            first = "NULL"
+        if started:
+            # Only started tasks that come before the first fresh one.
+            key = (
+                "(b.k0, b.k1, b.id) <= (k.created_at, t.priority, t.id)"
+                if skipped
+                else ("(b.k1, b.id) <= (t.priority, t.id)")
+            )
+            where.append(f"NOT EXISTS (SELECT 1 FROM bound b WHERE {key})")
+        sql = (
+            f"SELECT {first} AS k0, t.priority AS k1, t.id AS id FROM {source} WHERE {' AND '.join(where)}"
+            f" ORDER BY {order} LIMIT 1{lock if locked else ''}"
+        )
+        return sql, source_params + params
+
+    # One row is locked, never two (a second lock held to the end of the claim could close a cycle
+    # with another claimer's): `bound` finds the first fresh task without locking it; `started`
+    # locks the first started task before it, if any; only when there is none does `fresh` lock
+    # the first fresh task (UNION ALL under LIMIT 1 does not read its second branch otherwise).
+    bound, bound_params = walk(False, locked=False)
+    started, started_params = walk(True)
+    fresh, fresh_params = walk(False)
+    sql = (
+        f"WITH bound AS ({bound}), started AS ({started}), fresh AS ({fresh})"
+        " SELECT id FROM started UNION ALL SELECT id FROM fresh LIMIT 1"
+    )
+    return sql, bound_params + started_params + fresh_params
 
 
 def _free_slots_now(*, task_id: int, user, now) -> tuple[int, bool]:
@@ -222,9 +289,24 @@ def _lease_write(*, task_id: int, user, now, fresh: bool) -> None:
         )
 
 
-def _claim(*, project: Project, user, mode: str, now) -> int | None:
-    """Leases the first free task of the queue; answers its id. Tasks this user has not skipped come
-    first, in queue order; then the ones they skipped, oldest skip first."""
+class _Missed(Exception):
+    """The task row the claim locked had no free slot any more (a lease committed between the
+    claim's snapshot and its lock)."""
+
+    def __init__(self, task_id: int):
+        super().__init__(task_id)
+        self.task_id = task_id
+
+
+def _claim(*, project: Project, user, mode: str, now, missed: list[int]) -> ReviewTask | None:
+    """Leases the first free task of the queue; answers it with its content. Tasks this user has
+    not skipped come first, in queue order; then the ones they skipped, oldest skip first.
+
+    Raises _Missed when the task it locked turned out to be full: the caller rolls the transaction
+    back, so the row lock goes with it, and tries again without that task. A claim never keeps a
+    task row locked that it did not take; claimers that wait for a row (the last passes below)
+    therefore hold no row another claimer could be waiting for, and cannot deadlock.
+    """
     quality = _quality()
     gold_first = quality.gold_serve_first(project=project, user=user, mode=mode) if quality else None
     # Gold tasks are mixed in at the project's rate; when none of the wanted kind is left, any.
@@ -236,29 +318,69 @@ def _claim(*, project: Project, user, mode: str, now) -> int | None:
         passes += [(False, None, False), (True, None, False)]
     with connection.cursor() as cursor:
         for skipped, gold, skip_locked in passes:
-            missed: list[int] = []
-            for _ in range(CLAIM_ATTEMPTS):
-                cursor.execute(
-                    *_claim_query(
-                        project_id=project.pk,
-                        user_id=user.pk,
-                        mode=mode,
-                        now=now,
-                        skipped=skipped,
-                        gold=gold,
-                        missed=missed,
-                        skip_locked=skip_locked,
-                    )
+            cursor.execute(
+                *_claim_query(
+                    project_id=project.pk,
+                    user_id=user.pk,
+                    mode=mode,
+                    now=now,
+                    skipped=skipped,
+                    gold=gold,
+                    missed=missed,
+                    skip_locked=skip_locked,
                 )
-                row = cursor.fetchone()
-                if row is None:
-                    break
-                free, answered = _free_slots_now(task_id=row[0], user=user, now=now)
-                if free > 0 and not answered:
-                    _lease_write(task_id=row[0], user=user, now=now, fresh=True)
-                    return row[0]
-                missed.append(row[0])
+            )
+            row = cursor.fetchone()
+            if row is None:
+                continue
+            task = _lease_take(task_id=row[0], user=user, now=now)
+            if task is None:
+                raise _Missed(row[0])
+            return task
     return None
+
+
+def _lease_take(*, task_id: int, user, now) -> ReviewTask | None:
+    """Leases the task (its row locked by the claim) to ``user`` if a slot is still free and they
+    have not answered it; answers the task with its content, or None.
+
+    The recount runs in this fresh statement, after the lock (see the module's rules). On
+    PostgreSQL the conditional upsert and the content read are one statement; the content read
+    sees the task as it was before the upsert, which writes only the lease.
+    """
+    t = _tables()
+    adapt = connection.ops.adapt_datetimefield_value
+    insert = (
+        f"INSERT INTO {t['lease']} (task_id, user_id, expires_at, created_at) SELECT t.id, %s, %s, %s"
+        f" FROM {t['task']} t WHERE t.id = %s AND t.status = %s AND t.annotation_count < t.overlap -"
+        f" (SELECT COUNT(*) FROM {t['lease']} l WHERE l.task_id = t.id AND l.expires_at > %s AND l.user_id <> %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {t['annotation']} a WHERE a.task_id = t.id AND a.annotator_id = %s)"
+        " ON CONFLICT (task_id, user_id) DO UPDATE SET expires_at = EXCLUDED.expires_at,"
+        " created_at = EXCLUDED.created_at"
+    )
+    params = [
+        user.pk,
+        adapt(now + lease_duration()),
+        adapt(now),
+        task_id,
+        TaskStatus.OPEN.value,
+        adapt(now),
+        user.pk,
+        user.pk,
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH taken AS ({insert} RETURNING task_id) {_content_select()}"
+                " WHERE t.id IN (SELECT task_id FROM taken)",
+                [*params, user.pk],
+            )
+            row = cursor.fetchone()
+            return None if row is None else _content_task(row)
+        cursor.execute(insert, params)
+        if cursor.rowcount < 1:
+            return None
+    return _task_with_content(task_id=task_id, user_id=user.pk)
 
 
 def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
@@ -274,6 +396,16 @@ def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
     IMMEDIATE transaction serialises the whole claim instead.
     """
     mode = review_mode_validate(project=project, mode=mode)
+    missed: list[int] = []
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            return _next_once(project=project, user=user, mode=mode, missed=missed)
+        except _Missed as exc:
+            missed.append(exc.task_id)
+    return None
+
+
+def _next_once(*, project: Project, user, mode: str, missed: list[int]) -> ReviewTask | None:
     now = timezone.now()
     with transaction.atomic():
         # The lease this user holds, if any, in the same statement as the membership lock.
@@ -289,14 +421,12 @@ def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
         held = membership["held"]
         if held is not None:
             _lease_write(task_id=held, user=user, now=now, fresh=False)
-            task_id = held
+            task = _task_with_content(task_id=held, user_id=user.pk)
         else:
-            task_id = _claim(project=project, user=user, mode=mode, now=now)
-            if task_id is not None:
-                _after_commit_notify(project.pk)
-        if task_id is None:
-            return None
-        task = _task_with_content(task_id=task_id, user_id=user.pk)
+            task = _claim(project=project, user=user, mode=mode, now=now, missed=missed)
+            if task is None:
+                return None
+            _after_commit_notify(project.pk)
     task.project = project
     task.lease_expires_at = now + lease_duration()
     return task
@@ -323,24 +453,27 @@ def _membership_lock(*, project_id: int, user_id: int, mode: str, now) -> dict |
     return {"paused": bool(row[0]), "paused_reason": row[1], "held": row[2]}
 
 
-def _task_with_content(*, task_id: int, user_id: int) -> ReviewTask:
-    """The task with its item and candidates loaded, and ``user_draft`` (this user's draft value or
-    None), in one statement."""
+@cache
+def _content_select_for(vendor: str) -> str:
     t = _tables()
-    draft_field = AnnotationDraft._meta.get_field("value")
-    sql = (
+    return (
         f"SELECT {rawrows.columns(ReviewTask, 't')}, {rawrows.columns(Item, 'i')},"
         f" {rawrows.columns(Candidate, 'ca')}, {rawrows.columns(Candidate, 'cb')},"
         f" (SELECT d.value FROM {t['draft']} d WHERE d.task_id = t.id AND d.user_id = %s LIMIT 1)"
         f" FROM {t['task']} t JOIN {t['item']} i ON i.id = t.item_id"
         f" LEFT JOIN {t['candidate']} ca ON ca.id = t.candidate_a_id"
-        f" LEFT JOIN {t['candidate']} cb ON cb.id = t.candidate_b_id WHERE t.id = %s"
+        f" LEFT JOIN {t['candidate']} cb ON cb.id = t.candidate_b_id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [user_id, task_id])
-        row = cursor.fetchone()
-    if row is None:
-        raise ReviewTask.DoesNotExist("ReviewTask matching query does not exist.")
+
+
+def _content_select() -> str:
+    """The task, its item, its candidates and the draft of the user (first parameter); the caller
+    adds the WHERE clause on ``t``."""
+    return _content_select_for(connection.vendor)
+
+
+def _content_task(row) -> ReviewTask:
+    """The task of a ``_content_select`` row, with item, candidates and ``user_draft`` set."""
     task = rawrows.instance(ReviewTask, "t", row)
     at = rawrows.width(ReviewTask)
     task.item = rawrows.instance(Item, "i", row, at)
@@ -349,13 +482,24 @@ def _task_with_content(*, task_id: int, user_id: int) -> ReviewTask:
     at += rawrows.width(Candidate)
     task.candidate_b = rawrows.instance(Candidate, "cb", row, at)
     at += rawrows.width(Candidate)
+    draft_field = AnnotationDraft._meta.get_field("value")
+    col = draft_field.get_col("d")
     draft = row[at]
-    for func in connection.ops.get_db_converters(draft_field.get_col("d")) + draft_field.get_db_converters(
-        connection
-    ):
-        draft = func(draft, draft_field.get_col("d"), connection)
+    for func in connection.ops.get_db_converters(col) + draft_field.get_db_converters(connection):
+        draft = func(draft, col, connection)
     task.user_draft = draft
     return task
+
+
+def _task_with_content(*, task_id: int, user_id: int) -> ReviewTask:
+    """The task with its item and candidates loaded, and ``user_draft`` (this user's draft value or
+    None), in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_content_select()} WHERE t.id = %s", [user_id, task_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise ReviewTask.DoesNotExist("ReviewTask matching query does not exist.")
+    return _content_task(row)
 
 
 def task_claim(*, task: ReviewTask, user) -> bool:

@@ -1,0 +1,89 @@
+"""The claim keeps queue order across its two walks (tasks nobody answered, tasks some annotators
+answered) when an annotator has many answered tasks still waiting for others, and a claim whose
+task filled up between its snapshot and its lock starts over without holding that task."""
+
+import uuid
+
+import pytest
+
+from annotation.models import ReviewTask, TaskLease
+from annotation.services import review as review_services
+from annotation.services.review import annotation_submit, review_task_next
+
+from .review_factories import items_with_candidates, queue_project, tasks_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(make_user):
+    return [make_user(name) for name in ("ann", "ben", "cat")]
+
+
+def answer(task, user):
+    annotation_submit(task=task, user=user, value={"rating": 4}, client_id=uuid.uuid4())
+
+
+def test_many_answered_open_tasks_are_passed_over_in_queue_order(admin_user, people):
+    ann, ben, _ = people
+    project = queue_project(admin=admin_user, annotators=people, overlap=2)
+    items_with_candidates(project, 40, texts=("A.",))
+    tasks = tasks_of(project, "rate")
+    served = []
+    for _ in range(30):
+        task = review_task_next(project=project, user=ann, mode="rate")
+        served.append(task.pk)
+        answer(task, ann)
+    # Ann answered the first 30 in order; each waits for a second annotator.
+    assert served == [t.pk for t in tasks[:30]]
+    # Ann goes on with the first task nobody answered.
+    assert review_task_next(project=project, user=ann, mode="rate").pk == tasks[30].pk
+    # Ben gets Ann's answered tasks first (queue order), never the one Ann holds.
+    task = review_task_next(project=project, user=ben, mode="rate")
+    assert task.pk == tasks[0].pk
+    answer(task, ben)
+    assert ReviewTask.objects.get(pk=tasks[0].pk).status == "done"
+
+
+def test_a_started_task_before_the_first_fresh_one_comes_first(admin_user, people):
+    ann, ben, cat = people
+    project = queue_project(admin=admin_user, annotators=people, overlap=2)
+    items_with_candidates(project, 6, texts=("A.",))
+    tasks = tasks_of(project, "rate")
+    # Ben answers task 0: it is started, the rest are fresh.
+    answer(review_task_next(project=project, user=ben, mode="rate"), ben)
+    ReviewTask.objects.filter(pk__in=[t.pk for t in tasks[3:]]).update(priority=-1)
+    # Priority -1 puts the fresh tasks 3..5 before task 0: Ann takes them first, then task 0.
+    order = []
+    for _ in range(5):
+        task = review_task_next(project=project, user=ann, mode="rate")
+        order.append(task.pk)
+        answer(task, ann)
+    assert order == [tasks[3].pk, tasks[4].pk, tasks[5].pk, tasks[0].pk, tasks[1].pk]
+    # Cat gets the started tasks, earliest in queue order first, none that is done.
+    assert review_task_next(project=project, user=cat, mode="rate").pk == tasks[3].pk
+
+
+def test_a_claim_that_finds_its_task_full_starts_over_without_it(admin_user, people, monkeypatch):
+    ann, ben, _ = people
+    project = queue_project(admin=admin_user, annotators=people, overlap=1)
+    items_with_candidates(project, 3, texts=("A.",))
+    tasks = tasks_of(project, "rate")
+    real_take = review_services._lease_take
+    calls = []
+
+    def take_after_ben(*, task_id, user, now):
+        # Ben's lease lands between Ann's snapshot and her lock on the first task.
+        if not calls:
+            TaskLease.objects.create(
+                task_id=task_id, user=ben, expires_at=now + review_services.lease_duration()
+            )
+        calls.append(task_id)
+        return real_take(task_id=task_id, user=user, now=now)
+
+    monkeypatch.setattr(review_services, "_lease_take", take_after_ben)
+    task = review_task_next(project=project, user=ann, mode="rate")
+    assert calls == [tasks[0].pk, tasks[1].pk]
+    assert task.pk == tasks[1].pk
+    # The first attempt was rolled back, Ben's lease with it (it was written in that attempt).
+    assert set(TaskLease.objects.values_list("task_id", "user_id")) == {(tasks[1].pk, ann.pk)}
