@@ -11,13 +11,16 @@ the format's columns, then the provenance columns (unless the export is bare).
 from __future__ import annotations
 
 import gc
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import orjson
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Aggregate, CharField, Count, Q
 
 from ..models import (
@@ -575,11 +578,12 @@ _CHOICES = ("a", "b", "tie", "both_bad")
 _RATINGS = (1, 2, 3, 4, 5)
 
 
-def _fetch(queryset) -> list[tuple]:
+def _fetch(queryset, db=None) -> list[tuple]:
     """The queryset's rows as plain tuples (no model converters run; JSON columns arrive as text,
-    see _json)."""
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
+    see _json). `db`: the connection to read through (the reading thread's, see _prefetched)."""
+    db = db or connection
+    sql, params = queryset.query.get_compiler(connection=db).as_sql()
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -626,7 +630,112 @@ def _first_two(row: tuple) -> tuple:
     return row[0], row[1]
 
 
-def _with_counts(task_rows: list[tuple], answered, counts: dict, no_answers: tuple) -> list[tuple]:
+_RATINGS_SEEN: dict[tuple, tuple] = {}
+
+
+def _ratings_of(counts: tuple) -> list[int]:
+    """The ratings given, in order, from how many times each of 1..5 was given (a handful of
+    distinct count tuples cover a whole export: each is expanded once)."""
+    found = _RATINGS_SEEN.get(counts)
+    if found is None:
+        found = tuple(r for r, k in zip(_RATINGS, counts, strict=True) for _ in range(k))
+        if len(_RATINGS_SEEN) < 10_000:
+            _RATINGS_SEEN[counts] = found
+    return list(found)
+
+
+class _Reader(threading.Thread):
+    """Runs `read(db, stop)` (a generator of chunks) on the caller's connection in a thread, one
+    chunk ahead: the database answers the next chunk's queries while this process builds the rows
+    of the current one (the two use different cores)."""
+
+    def __init__(self, read, db):
+        super().__init__(name="export-reader", daemon=True)
+        self.read, self.db = read, db
+        self.chunks: queue.Queue = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+
+    def run(self):
+        try:
+            for chunk in self.read(self.db, self.stop):
+                if not self._put(("chunk", chunk)):
+                    return
+            self._put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(("error", exc))
+
+    def _put(self, message) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.chunks.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self):
+        while True:
+            kind, value = self.chunks.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+
+@contextmanager
+def _prefetched(read):
+    """The chunks of `read`, read one ahead in a thread on PostgreSQL; in line on SQLite (one
+    connection per thread there, and nothing to overlap: SQLite runs in this process)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        yield read(db)
+        return
+    db.inc_thread_sharing()
+    reader = _Reader(read, db)
+    reader.start()
+    try:
+        yield reader
+    finally:
+        # Stop the thread before the caller's transaction (or its connection) goes away.
+        reader.stop.set()
+        while reader.is_alive():
+            with suppress(queue.Empty):
+                reader.chunks.get(timeout=0.1)
+        reader.join()
+        db.dec_thread_sharing()
+
+
+def _tasks_counted(tasks, spec: ExportSpec, db, *, annotators: bool) -> list[tuple]:
+    """PostgreSQL: the task rows of `tasks` in (item, id) order, each followed by its answers
+    counted per choice and rating (and who answered), as _with_counts makes them, in one query:
+    the database joins, counts and sorts on its own core while this process builds rows."""
+    sql, params = tasks.query.get_compiler(connection=db).as_sql()
+    table = Annotation._meta.db_table
+    where, where_params = ["a.task_id = t.id"], []
+    if spec.annotator_ids is not None:
+        where.append("a.annotator_id = ANY(%s)")
+        where_params.append(list(spec.annotator_ids))
+    if spec.date_from:
+        where.append("a.created_at >= %s")
+        where_params.append(spec.date_from)
+    if spec.date_to:
+        where.append("a.created_at < %s")
+        where_params.append(spec.date_to)
+    columns = [f"COUNT(*) FILTER (WHERE a.choice = '{c}')" for c in _CHOICES]
+    columns += [f"COUNT(*) FILTER (WHERE a.rating = {r})" for r in _RATINGS]
+    if annotators:
+        columns.append("array_agg(a.annotator_id)")
+    query = (
+        f"SELECT t.*, c.* FROM ({sql}) t LEFT JOIN LATERAL (SELECT {', '.join(columns)} FROM {table} a"
+        f" WHERE {' AND '.join(where)}) c ON true ORDER BY 1, 2"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(query, (*params, *where_params))
+        return cursor.fetchall()
+
+
+def _with_counts(task_rows: list[tuple], answered, counts: dict, no_answers: tuple, db=None) -> list[tuple]:
     """Each task row followed by its answers counted per choice and rating (and who answered),
     counted by the database over one range of task ids (an index range scan, no join): the tasks
     of consecutive items were mostly made together. Ids far apart are asked for by list instead."""
@@ -637,13 +746,15 @@ def _with_counts(task_rows: list[tuple], answered, counts: dict, no_answers: tup
     query = answered.order_by().values("task_id")
     if high - low < 4 * len(ids) + 1000:
         query = query.filter(task_id__gte=low, task_id__lte=high)
-        found = {row[0]: row[1:] for row in _fetch(query.annotate(**counts).values_list("task_id", *counts))}
+        found = {
+            row[0]: row[1:] for row in _fetch(query.annotate(**counts).values_list("task_id", *counts), db)
+        }
     else:  # by list, a few thousand ids per query (SQLite allows 32,766 parameters)
         found = {}
         for start in range(0, len(ids), 5000):
             part = query.filter(task_id__in=ids[start : start + 5000])
             found |= {
-                row[0]: row[1:] for row in _fetch(part.annotate(**counts).values_list("task_id", *counts))
+                row[0]: row[1:] for row in _fetch(part.annotate(**counts).values_list("task_id", *counts), db)
             }
     return [row + found.get(row[1], no_answers) for row in task_rows]
 
@@ -697,25 +808,27 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
         _answer_filter(spec)
     )
     adjudicated = Adjudication.objects.filter(_task_filter(project, spec, modes, "task__"), decision="final")
-    Record, Cand, Task, Judgment = R.ItemRecord, R.Cand, R.Task, R.Judgment
-    nothing: list = []
 
-    def read():
+    def read(db, stop=None):
         last = 0
-        while True:
-            items = _fetch(items_query.filter(id__gt=last)[:CHUNK_ITEMS])
+        while stop is None or not stop.is_set():
+            items = _fetch(items_query.filter(id__gt=last)[:CHUNK_ITEMS], db)
             if not items:
                 return
             low, last = items[0][0], items[-1][0]
-            candidates = _by_item_sorted(_fetch(candidates_query.filter(item__id__range=(low, last))))
-            task_rows = _fetch(tasks_query.filter(item__id__range=(low, last)))
-            tasks = _by_item_sorted(_with_counts(task_rows, answered, counts, no_answers))
+            candidates = _by_item_sorted(_fetch(candidates_query.filter(item__id__range=(low, last)), db))
+            in_chunk = tasks_query.filter(item__id__range=(low, last))
+            if db.vendor == "postgresql":
+                tasks = _by_item(_tasks_counted(in_chunk, spec, db, annotators=annotators))
+            else:
+                tasks = _by_item_sorted(_with_counts(_fetch(in_chunk, db), answered, counts, no_answers, db))
             values = (
                 _by_item(
                     _fetch(
                         judged.filter(task__mode__in=value_modes, task__item__id__range=(low, last))
                         .order_by("task__item_id", "id")
-                        .values_list("task__item_id", "task_id", "value", "result_candidate_id")
+                        .values_list("task__item_id", "task_id", "value", "result_candidate_id"),
+                        db,
                     )
                 )
                 if value_modes
@@ -725,17 +838,21 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
                 _fetch(
                     adjudicated.filter(task__item__id__range=(low, last))
                     .order_by("task__item_id", "id")
-                    .values_list("task__item_id", "task_id", "value")
+                    .values_list("task__item_id", "task_id", "value"),
+                    db,
                 )
             )
             yield items, candidates, tasks, values, adjudications
 
-    chunks = read()
-    while True:
-        chunk = next(chunks, None)
-        if chunk is None:
-            return
-        items, candidates, tasks, values, adjudications = chunk
+    with _prefetched(read) as chunks:
+        yield from _records(chunks, split, with_labels, annotators)
+
+
+def _records(chunks, split: str, with_labels: bool, annotators: bool) -> Iterator[R.ItemRecord]:
+    Record, Cand, Task, Judgment = R.ItemRecord, R.Cand, R.Task, R.Judgment
+    nothing: list = []
+    ratings_of = _ratings_of
+    for items, candidates, tasks, values, adjudications in chunks:
         for pk, external_id, text, prompt, messages, reference, digest in items:
             record = Record(
                 pk,
@@ -781,11 +898,7 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
                         votes["both_bad"] = row[8]
                     task = Task(tid, mode, row[3], row[4], votes)
                 elif mode == "rate":
-                    ratings = []
-                    for rating, k in zip(_RATINGS, row[9:14], strict=True):
-                        if k:
-                            ratings += [rating] * k
-                    task = Task(tid, mode, row[3], row[4], {}, ratings)
+                    task = Task(tid, mode, row[3], row[4], {}, ratings_of(row[9:14]))
                 else:
                     task = Task(tid, mode, row[3], row[4])
                 if annotators and row[14]:

@@ -73,12 +73,22 @@ def revision_of(revision: Cand, original: Cand) -> bool:
     return original.recipe == CRITIQUE_REVISE and (original.scores or {}).get("critique_revise") == "original"
 
 
+# The ASCII characters str.split() splits on (str.isspace).
+_ASCII_SPACES = bytes(c for c in range(128) if chr(c).isspace())
+
+
 def same_text(first: Cand, second: Cand) -> bool:
     """Whether two candidates say the same once case, Unicode forms and spacing are normalised."""
     if first.text == second.text:
         return True
     if first.text.isascii() and second.text.isascii():
         # ASCII: NFKC changes nothing and casefold is lower(), so only case and spacing can differ.
+        # Texts whose non-space characters differ differ (the usual answer, found without
+        # splitting them into words).
+        bare_first = first.text.encode().translate(None, _ASCII_SPACES)
+        bare_second = second.text.encode().translate(None, _ASCII_SPACES)
+        if len(bare_first) != len(bare_second) or bare_first.lower() != bare_second.lower():
+            return False
         return " ".join(first.text.split()).lower() == " ".join(second.text.split()).lower()
     if first.norm is None:
         first.norm = normalise_text(first.text)
@@ -110,6 +120,9 @@ class Task:
     # A reviewer's final ruling (Adjudication.value, shaped like an annotation value of the mode):
     # it overrides the annotators' majority.
     adjudicated: dict | None = None
+    # compare_majority's last answer and the margin it was asked with (pairs and agreement both
+    # ask for it).
+    majority: tuple | None = None
 
 
 @dataclass(slots=True)
@@ -225,6 +238,14 @@ def compare_majority(task: Task, *, min_margin: int = 1) -> Vote:
     A strict majority (more than half the votes) decides; ties and both_bad majorities make no pair;
     a/b wins also need `min_margin` more votes than the other side.
     """
+    if task.majority is not None and task.majority[0] == min_margin:
+        return task.majority[1]
+    vote = _compare_majority(task, min_margin)
+    task.majority = (min_margin, vote)
+    return vote
+
+
+def _compare_majority(task: Task, min_margin: int) -> Vote:
     votes = task.votes
     cast = sum(votes.values())
     ruled = (task.adjudicated or {}).get("choice")
@@ -349,7 +370,7 @@ def _rating_pair(record, rule, best, other, means, ratings) -> Pair | str:
 def rating_spread_agreement(ratings: dict[int, list[int]]) -> list[float]:
     """Per candidate rated at least twice: 1 - mean pairwise |difference| / 4 (1.0 when every rater
     gave the same score), as the project's stats compute it."""
-    values = (metrics.unit_agreement(v, kind="ordinal") for v in ratings.values())
+    values = (metrics.unit_agreement(v, kind="ordinal") for v in ratings.values() if len(v) >= 2)
     return [v for v in values if v is not None]
 
 
