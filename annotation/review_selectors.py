@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from synthlab import rawrows
+from synthlab import prepared, rawrows
 from synthlab.errors import NotFound, ValidationFailed
 
 from .models import (
@@ -60,7 +60,7 @@ def task_get(*, user, task_id, with_content: bool = True) -> ReviewTask:
         f" AND m.user_id = %s ORDER BY m.id LIMIT 1), {', '.join(select)} FROM {tables[ReviewTask]} t"
         f" {' '.join(joins)} WHERE t.id = %s"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, [user.pk, task_id])
         row = cursor.fetchone()
     if row is None or row[0] is None:

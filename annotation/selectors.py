@@ -5,7 +5,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import QuerySet
 
-from synthlab import rawrows
+from synthlab import prepared, rawrows
 from synthlab.errors import Forbidden, NotFound
 
 from .models import Candidate, Item, Membership, Project, Role
@@ -55,7 +55,7 @@ def _member_project(*, project_id: int, user_id: int) -> tuple[str, Project] | N
         f" JOIN {quote(Project._meta.db_table)} p ON p.id = m.project_id"
         " WHERE m.project_id = %s AND m.user_id = %s ORDER BY m.id LIMIT 1"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, [project_id, user_id])
         row = cursor.fetchone()
     return None if row is None else (row[0], rawrows.instance(Project, "p", row, 1))

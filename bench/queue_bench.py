@@ -13,7 +13,9 @@ What it does:
    long-lived install). ANALYZE runs after loading.
 2. Starts `uvicorn synthlab.asgi:application --workers N` on 127.0.0.1 (production settings
    otherwise: DEBUG off, no access log), with the same DATABASE_URL.
-3. Drives `annotators` threads, each with its own keep-alive HTTP connection and its own token:
+3. Drives `annotators` clients, each a thread with its own keep-alive HTTP connection and its own
+   token, spread over --client-processes processes (one Python process with 50 threads would
+   measure its own GIL queueing as server latency):
    GET /api/v1/projects/{id}/tasks/next/?mode=rate, then POST /api/v1/tasks/{id}/annotations/,
    in a loop, until `--tasks` answers were stored for the run (bounded) or the queue is empty.
 4. Prints next and submit latency (p50/p95/p99, milliseconds, measured by the client around each
@@ -21,6 +23,8 @@ What it does:
    submit would mean a slot was handed out twice), no annotator got a task twice, no task was
    handed to more than `overlap` annotators, and in the database every task has exactly as many
    annotations as its annotation_count, from distinct annotators, never more than its overlap.
+   Per run also the CPU used per answer (one next + one submit) by the server processes, by the
+   PostgreSQL backends of the bench database and by the client processes, and the load average.
 
 Only loopback traffic. Targets (one annotator): next p50 <= 5 ms and submit p50 <= 3 ms, flat from
 10k to 100k tasks; with 50 concurrent annotators p99 < 100 ms.
@@ -30,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -61,7 +67,13 @@ def parse_args():
         help="answers per run, per annotators value",
     )
     parser.add_argument("--overlap", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=3, help="uvicorn worker processes")
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=4,
+        help="load-client processes the annotators are spread over (threads inside each)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     return parser.parse_args()
 
@@ -193,30 +205,25 @@ def server_start(env: dict, workers: int):
 
 
 class Run:
+    """One measured run: `annotators` keep-alive HTTP clients spread over `processes` client
+    processes (threads inside each), sharing one quota of answers."""
+
     def __init__(self, *, port: int, project_id: int, tokens: list[str], quota: int):
         self.port, self.project_id, self.tokens, self.quota = port, project_id, tokens, quota
-        self.lock = threading.Lock()
-        self.stored = 0
         self.next_ms: list[float] = []
         self.submit_ms: list[float] = []
         self.served: dict[int, list[str]] = defaultdict(list)
         self.refused: list[str] = []
         self.errors: list[str] = []
+        self.client_cpu_s = 0.0
 
-    def claim_quota(self) -> bool:
-        with self.lock:
-            if self.stored >= self.quota:
-                return False
-            self.stored += 1
-            return True
-
-    def annotator(self, index: int, record: bool = True) -> None:
+    def _annotator(self, index: int, claim_quota, out: dict, lock: threading.Lock) -> None:
         token = self.tokens[index]
         headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         next_path = f"/api/v1/projects/{self.project_id}/tasks/next/?mode=rate"
         for _ in range(self.quota + 1):  # bounded: never more cycles than the run's answers
-            if not self.claim_quota():
+            if not claim_quota():
                 break
             started = time.perf_counter()
             conn.request("GET", next_path, headers=headers)
@@ -226,7 +233,8 @@ class Run:
             if response.status == 204:
                 break
             if response.status != 200:
-                self.errors.append(f"next {response.status}: {body[:200]!r}")
+                with lock:
+                    out["errors"].append(f"next {response.status}: {body[:200]!r}")
                 break
             task = json.loads(body)
             payload = json.dumps(
@@ -237,22 +245,102 @@ class Run:
             response = conn.getresponse()
             body = response.read()
             submit_ms = (time.perf_counter() - started) * 1000
-            with self.lock:
-                self.next_ms.append(next_ms)
-                self.submit_ms.append(submit_ms)
-                self.served[task["id"]].append(token)
+            with lock:
+                out["next_ms"].append(next_ms)
+                out["submit_ms"].append(submit_ms)
+                out["served"].append((task["id"], token))
                 if response.status != 201:
-                    self.refused.append(f"{response.status}: {body[:200]!r}")
+                    out["refused"].append(f"{response.status}: {body[:200]!r}")
         conn.close()
 
-    def go(self, annotators: int) -> float:
-        threads = [threading.Thread(target=self.annotator, args=(i,)) for i in range(annotators)]
-        started = time.perf_counter()
+    def _process(self, indices: list[int], counter, result_pipe) -> None:
+        """One client process: a thread per annotator; sends its measurements back."""
+
+        def claim_quota() -> bool:
+            with counter.get_lock():
+                if counter.value >= self.quota:
+                    return False
+                counter.value += 1
+                return True
+
+        out = {"next_ms": [], "submit_ms": [], "served": [], "refused": [], "errors": []}
+        lock = threading.Lock()
+        threads = [
+            threading.Thread(target=self._annotator, args=(i, claim_quota, out, lock)) for i in indices
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return time.perf_counter() - started
+        out["cpu_s"] = time.process_time()
+        result_pipe.send(out)
+        result_pipe.close()
+
+    def go(self, annotators: int, processes: int) -> float:
+        context = multiprocessing.get_context("fork")
+        counter = context.Value("i", 0)
+        processes = max(1, min(processes, annotators))
+        groups = [list(range(annotators))[n::processes] for n in range(processes)]
+        pipes, children = [], []
+        started = time.perf_counter()
+        for group in groups:
+            receiver, sender = context.Pipe(duplex=False)
+            child = context.Process(target=self._process, args=(group, counter, sender))
+            child.start()
+            pipes.append(receiver)
+            children.append(child)
+        results = [receiver.recv() for receiver in pipes]
+        elapsed = time.perf_counter() - started
+        for child in children:
+            child.join()
+        for out in results:
+            self.next_ms += out["next_ms"]
+            self.submit_ms += out["submit_ms"]
+            for task_id, token in out["served"]:
+                self.served[task_id].append(token)
+            self.refused += out["refused"]
+            self.errors += out["errors"]
+            self.client_cpu_s += out["cpu_s"]
+        return elapsed
+
+
+# --- CPU accounting --------------------------------------------------------------------------------
+
+
+def process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            for child in handle.read().split():
+                pids += process_tree(int(child))
+    except OSError:
+        pass
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes (Linux /proc); those that are gone count 0."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def database_backends(url: str) -> list[int]:
+    """The PostgreSQL backends connected to the bench database (the server's pooled connections)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
+        ).fetchall()
+    return [row[0] for row in rows]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -327,7 +415,9 @@ def main() -> None:
     rows = []
     try:
         warm = project_load(admin=admin, annotators=annotators, size=500, overlap=1, label="warm-up")
-        Run(port=port, project_id=warm.pk, tokens=tokens, quota=400).go(min(40, len(tokens)))
+        Run(port=port, project_id=warm.pk, tokens=tokens, quota=400).go(
+            min(40, len(tokens)), args.client_processes
+        )
         for size in args.sizes:
             for annotators_n, quota in zip(args.annotators, args.tasks, strict=False):
                 started = time.perf_counter()
@@ -340,7 +430,14 @@ def main() -> None:
                 )
                 load_s = time.perf_counter() - started
                 run = Run(port=port, project_id=project.pk, tokens=tokens, quota=quota)
-                seconds = run.go(annotators_n)
+                server_pids, backends = process_tree(server.pid), database_backends(args.database_url)
+                server_cpu, database_cpu = cpu_seconds(server_pids), cpu_seconds(backends)
+                seconds = run.go(annotators_n, args.client_processes)
+                # Backends opened during the run (the pools grow under load) count from zero.
+                backends = sorted(set(backends) | set(database_backends(args.database_url)))
+                server_cpu = cpu_seconds(server_pids) - server_cpu
+                database_cpu = cpu_seconds(backends) - database_cpu
+                load = os.getloadavg()[0]
                 problems = verify(run, project, args.overlap)
                 rows.append(
                     {
@@ -353,6 +450,7 @@ def main() -> None:
                         "problems": problems,
                     }
                 )
+                pairs = max(len(run.submit_ms), 1)
                 r = rows[-1]
                 print(
                     f"{size:>7} tasks  {annotators_n:>3} annotators  {r['answers']:>5} answers  "
@@ -360,6 +458,13 @@ def main() -> None:
                     f"submit {r['submit'][0]:6.2f} {r['submit'][1]:6.2f} {r['submit'][2]:6.2f} ms  "
                     f"{r['per_s']:7.1f} answers/s  "
                     f"{'OK' if not problems else 'FAILED: ' + '; '.join(problems[:3])}  (load {load_s:.0f} s)",
+                    flush=True,
+                )
+                print(
+                    f"{'':>16}CPU per answer (next + submit): server {server_cpu / pairs * 1000:.2f} ms, "
+                    f"PostgreSQL {database_cpu / pairs * 1000:.2f} ms, client {run.client_cpu_s / pairs * 1000:.2f} ms; "
+                    f"{(server_cpu + database_cpu + run.client_cpu_s) / seconds:.2f} of {os.cpu_count()} CPUs busy; "
+                    f"load average {load:.1f}",
                     flush=True,
                 )
     finally:
@@ -372,10 +477,13 @@ def main() -> None:
             database_drop(args.database_url)
     served_twice = sum(1 for r in rows for p in r["problems"] if "given" in p or "refused" in p)
     print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http_impl = "httptools" if importlib.util.find_spec("httptools") else "h11"
     print(
-        f"server: uvicorn synthlab.asgi:application --workers {args.workers} (PostgreSQL, "
+        f"server: uvicorn synthlab.asgi:application --workers {args.workers} ({loop}, {http_impl}; PostgreSQL, "
         f"{'Redis channel layer' if args.redis else 'in-memory channel layer'}); overlap {args.overlap}; "
-        f"{os.cpu_count()} CPUs shared by server, database and client"
+        f"{os.cpu_count()} CPUs shared by server, database and client; "
+        f"client: {args.client_processes} processes, keep-alive connections"
     )
     print(
         f"double leases or refused submits: {served_twice}; runs verified: {sum(not r['problems'] for r in rows)}/{len(rows)}"

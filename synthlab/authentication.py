@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-from synthlab import rawrows
+from synthlab import prepared, rawrows
 
 
 class FastTokenAuthentication(TokenAuthentication):
@@ -24,7 +24,7 @@ class FastTokenAuthentication(TokenAuthentication):
             f" JOIN {quote(user_model._meta.db_table)} u ON u.{quote(user_model._meta.pk.column)} = t.user_id"
             f" WHERE t.{quote('key')} = %s"
         )
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             cursor.execute(sql, [key])
             row = cursor.fetchone()
         if row is None:

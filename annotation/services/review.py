@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from synthlab import rawrows
+from synthlab import prepared, rawrows
 from synthlab.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 from ..models import (
@@ -147,6 +147,8 @@ def _claim_query(
     gold: bool | None,
     missed: list[int],
     skip_locked: bool = True,
+    skips: bool = True,
+    assignments: bool = True,
 ) -> tuple[str, list]:
     """The first task of the queue this user may take now, locked (SKIP LOCKED) on PostgreSQL.
 
@@ -169,7 +171,9 @@ def _claim_query(
     """
     t = _tables()
     now = connection.ops.adapt_datetimefield_value(now)
-    status = TaskStatus.OPEN.value
+    # A literal, not a parameter: a prepared statement's generic plan can then use the partial
+    # indexes, whose predicate says status = 'open'.
+    open_ = f"'{TaskStatus.OPEN.value}'"
     leases = f"(SELECT COUNT(*) FROM {t['lease']} l WHERE l.task_id = t.id AND l.expires_at > %s AND l.user_id <> %s)"
     assignment = (
         f"(NOT EXISTS (SELECT 1 FROM {t['assignment']} s WHERE s.item_id = t.item_id)"
@@ -180,8 +184,8 @@ def _claim_query(
         lock = " FOR UPDATE OF t SKIP LOCKED" if skip_locked else " FOR UPDATE OF t"
 
     def walk(started: bool, locked: bool = True) -> tuple[str, list]:
-        where = ["t.project_id = %s", "t.mode = %s", "t.status = %s"]
-        params: list = [project_id, mode, status]
+        where = ["t.project_id = %s", "t.mode = %s", f"t.status = {open_}"]
+        params: list = [project_id, mode]
         source, source_params, order = f"{t['task']} t", [], "t.priority, t.id"
         if started:
             where += ["t.annotation_count > 0", f"t.annotation_count < t.overlap - {leases}"]
@@ -195,17 +199,17 @@ def _claim_query(
             # read the task row run only on the tasks that survive it.
             bound = (
                 f"(SELECT {{}}(f.id) FROM {t['task']} f WHERE f.project_id = %s AND f.mode = %s"
-                " AND f.status = %s AND f.annotation_count > 0)"
+                f" AND f.status = {open_} AND f.annotation_count > 0)"
             )
             fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
             source = (
                 f"(SELECT y.id, y.priority FROM {t['task']} y WHERE y.project_id = %s AND y.mode = %s"
-                " AND y.status = %s AND y.annotation_count > 0 AND y.id NOT IN (SELECT a.task_id"
+                f" AND y.status = {open_} AND y.annotation_count > 0 AND y.id NOT IN (SELECT a.task_id"
                 f" FROM {t['annotation']} a WHERE a.annotator_id = %s AND a.task_id BETWEEN"
                 f" {bound.format('MIN')} AND {bound.format('MAX')}) ORDER BY y.priority, y.id {fence}) y"
                 f" JOIN {t['task']} t ON t.id = y.id"
             )
-            source_params = [project_id, mode, status, user_id, *([project_id, mode, status] * 2)]
+            source_params = [project_id, mode, user_id, *([project_id, mode] * 2)]
             order = "y.priority, y.id"
         elif started:
             # Skipped tasks: a walk over this user's few skips; the probe per task is cheap there.
@@ -213,8 +217,9 @@ def _claim_query(
                 f"NOT EXISTS (SELECT 1 FROM {t['annotation']} a WHERE a.task_id = t.id AND a.annotator_id = %s)"
             )
             params.append(user_id)
-        where.append(assignment)
-        params.append(user_id)
+        if assignments:
+            where.append(assignment)
+            params.append(user_id)
         if gold is not None:
             where.append("t.is_gold = %s")
             params.append(gold)
@@ -227,10 +232,11 @@ def _claim_query(
             first = "k.created_at"
             order = f"{first}, {order}"
         else:
-            where.append(
-                f"NOT EXISTS (SELECT 1 FROM {t['skip']} k WHERE k.task_id = t.id AND k.user_id = %s)"
-            )
-            params.append(user_id)
+            if skips:
+                where.append(
+                    f"NOT EXISTS (SELECT 1 FROM {t['skip']} k WHERE k.task_id = t.id AND k.user_id = %s)"
+                )
+                params.append(user_id)
             first = "NULL"
         if started:
             # Only started tasks that come before the first fresh one.
@@ -298,7 +304,9 @@ class _Missed(Exception):
         self.task_id = task_id
 
 
-def _claim(*, project: Project, user, mode: str, now, missed: list[int]) -> ReviewTask | None:
+def _claim(
+    *, project: Project, user, mode: str, now, missed: list[int], skips: bool = True, assignments: bool = True
+) -> ReviewTask | None:
     """Leases the first free task of the queue; answers it with its content. Tasks this user has
     not skipped come first, in queue order; then the ones they skipped, oldest skip first.
 
@@ -316,7 +324,9 @@ def _claim(*, project: Project, user, mode: str, now, missed: list[int]) -> Revi
         # SKIP LOCKED also passes over a task whose row a submit holds for a moment; before saying
         # "nothing left", wait for such rows once, so the last free slots are not missed.
         passes += [(False, None, False), (True, None, False)]
-    with connection.cursor() as cursor:
+    if not skips:
+        passes = [p for p in passes if not p[0]]
+    with prepared.cursor() as cursor:
         for skipped, gold, skip_locked in passes:
             cursor.execute(
                 *_claim_query(
@@ -328,6 +338,8 @@ def _claim(*, project: Project, user, mode: str, now, missed: list[int]) -> Revi
                     gold=gold,
                     missed=missed,
                     skip_locked=skip_locked,
+                    skips=skips,
+                    assignments=assignments,
                 )
             )
             row = cursor.fetchone()
@@ -352,7 +364,8 @@ def _lease_take(*, task_id: int, user, now) -> ReviewTask | None:
     adapt = connection.ops.adapt_datetimefield_value
     insert = (
         f"INSERT INTO {t['lease']} (task_id, user_id, expires_at, created_at) SELECT t.id, %s, %s, %s"
-        f" FROM {t['task']} t WHERE t.id = %s AND t.status = %s AND t.annotation_count < t.overlap -"
+        f" FROM {t['task']} t WHERE t.id = %s AND t.status = '{TaskStatus.OPEN.value}'"
+        " AND t.annotation_count < t.overlap -"
         f" (SELECT COUNT(*) FROM {t['lease']} l WHERE l.task_id = t.id AND l.expires_at > %s AND l.user_id <> %s)"
         f" AND NOT EXISTS (SELECT 1 FROM {t['annotation']} a WHERE a.task_id = t.id AND a.annotator_id = %s)"
         " ON CONFLICT (task_id, user_id) DO UPDATE SET expires_at = EXCLUDED.expires_at,"
@@ -363,12 +376,11 @@ def _lease_take(*, task_id: int, user, now) -> ReviewTask | None:
         adapt(now + lease_duration()),
         adapt(now),
         task_id,
-        TaskStatus.OPEN.value,
         adapt(now),
         user.pk,
         user.pk,
     ]
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"WITH taken AS ({insert} RETURNING task_id) {_content_select()}"
@@ -423,7 +435,15 @@ def _next_once(*, project: Project, user, mode: str, missed: list[int]) -> Revie
             _lease_write(task_id=held, user=user, now=now, fresh=False)
             task = _task_with_content(task_id=held, user_id=user.pk)
         else:
-            task = _claim(project=project, user=user, mode=mode, now=now, missed=missed)
+            task = _claim(
+                project=project,
+                user=user,
+                mode=mode,
+                now=now,
+                missed=missed,
+                skips=membership["has_skips"],
+                assignments=membership["has_assignments"],
+            )
             if task is None:
                 return None
             _after_commit_notify(project.pk)
@@ -434,23 +454,35 @@ def _next_once(*, project: Project, user, mode: str, missed: list[int]) -> Revie
 
 def _membership_lock(*, project_id: int, user_id: int, mode: str, now) -> dict | None:
     """Locks the user's Membership row (FOR UPDATE where the database has it); answers its pause
-    state and ``held``: the first open task of ``mode`` this user holds an unexpired lease on."""
+    state, ``held``: the first open task of ``mode`` this user holds an unexpired lease on, and
+    whether the claim needs its skip and assignment checks at all (``has_skips``: this user
+    skipped something, anywhere; ``has_assignments``: any item of the install is assigned). Most
+    claims need neither, and each check left out is a subquery less to plan in every walk."""
     t = _tables()
     lock = " FOR UPDATE OF m" if connection.features.has_select_for_update_of else ""
     sql = (
         "SELECT m.paused, m.paused_reason, (SELECT l.task_id"
         f" FROM {t['lease']} l JOIN {t['task']} o ON o.id = l.task_id"
-        " WHERE l.user_id = %s AND l.expires_at > %s AND o.project_id = %s AND o.mode = %s AND o.status = %s"
-        " ORDER BY o.priority, l.task_id LIMIT 1)"
+        " WHERE l.user_id = %s AND l.expires_at > %s AND o.project_id = %s AND o.mode = %s"
+        f" AND o.status = '{TaskStatus.OPEN.value}'"
+        " ORDER BY o.priority, l.task_id LIMIT 1),"
+        f" EXISTS (SELECT 1 FROM {t['skip']} k WHERE k.user_id = %s),"
+        f" EXISTS (SELECT 1 FROM {t['assignment']} s)"
         f" FROM {t['membership']} m WHERE m.project_id = %s AND m.user_id = %s ORDER BY m.id LIMIT 1{lock}"
     )
     now = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [user_id, now, project_id, mode, TaskStatus.OPEN.value, project_id, user_id])
+    with prepared.cursor() as cursor:
+        cursor.execute(sql, [user_id, now, project_id, mode, user_id, project_id, user_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    return {"paused": bool(row[0]), "paused_reason": row[1], "held": row[2]}
+    return {
+        "paused": bool(row[0]),
+        "paused_reason": row[1],
+        "held": row[2],
+        "has_skips": bool(row[3]),
+        "has_assignments": bool(row[4]),
+    }
 
 
 @cache
@@ -494,7 +526,7 @@ def _content_task(row) -> ReviewTask:
 def _task_with_content(*, task_id: int, user_id: int) -> ReviewTask:
     """The task with its item and candidates loaded, and ``user_draft`` (this user's draft value or
     None), in one statement."""
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(f"{_content_select()} WHERE t.id = %s", [user_id, task_id])
         row = cursor.fetchone()
     if row is None:
@@ -689,7 +721,7 @@ def annotation_submit(
     try:
         with transaction.atomic():
             locked = _task_lock(task_id=task.pk)
-            same_client, answered, leased, lease_active = _submit_state(
+            same_client, answered, shown_at, lease_active = _submit_state(
                 task_id=locked.pk, user_id=user.pk, client_id=client_id, now=now
             )
             if same_client is not None:
@@ -713,11 +745,8 @@ def annotation_submit(
                         "slot(s); your answer was not stored. Take the next task.",
                         code="slot_taken",
                     )
-            if duration_ms is None and leased:
-                shown_at = TaskLease.objects.filter(task=locked, user=user).values_list(
-                    "created_at", flat=True
-                )
-                duration_ms = min(int((now - shown_at[0]).total_seconds() * 1000), MAX_DURATION_MS)
+            if duration_ms is None and shown_at is not None:
+                duration_ms = min(int((now - shown_at).total_seconds() * 1000), MAX_DURATION_MS)
             result_candidate = None
             if locked.mode == ReviewMode.EDIT:
                 result_candidate = Candidate.objects.create(
@@ -732,7 +761,7 @@ def annotation_submit(
                     provenance={"source": "human", "task": locked.pk, "annotator": user.get_username()},
                 )
                 clean["candidate"] = result_candidate.pk
-            annotation = Annotation.objects.create(
+            annotation = Annotation(
                 task=locked,
                 annotator=user,
                 mode=locked.mode,
@@ -745,10 +774,14 @@ def annotation_submit(
             locked.annotation_count += 1
             if locked.annotation_count >= locked.overlap:
                 locked.status, locked.completed_at = TaskStatus.DONE, now
-            _task_count_save(locked)
-            _lease_and_draft_clear(task_id=locked.pk, user_id=user.pk, now=now)
-            if locked.status == TaskStatus.DONE:
-                _item_status_update(item_id=locked.item_id)
+            if connection.vendor == "postgresql":
+                _submit_write(annotation=annotation, task=locked, now=now)
+            else:
+                annotation.save(force_insert=True)
+                _task_count_save(locked)
+                _lease_and_draft_clear(task_id=locked.pk, user_id=user.pk, now=now)
+                if locked.status == TaskStatus.DONE:
+                    _item_status_update(item_id=locked.item_id)
             if quality := _quality():
                 quality.annotation_recorded(
                     annotation=annotation, task_completed=locked.status == TaskStatus.DONE
@@ -767,7 +800,7 @@ def annotation_submit(
 def _task_lock(*, task_id: int) -> ReviewTask:
     """The task row, locked (FOR UPDATE, waits) where the database has row locks."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(
             f"SELECT {rawrows.columns(ReviewTask, 't')} FROM {_tables()['task']} t WHERE t.id = %s{lock}",
             [task_id],
@@ -794,20 +827,77 @@ def _task_count_save(task: ReviewTask) -> None:
 
 def _submit_state(*, task_id: int, user_id: int, client_id: uuid.UUID, now) -> tuple:
     """In one statement: (id of the annotation with this client_id, id of this user's annotation on
-    the task, whether they have a lease on it, whether it is unexpired)."""
+    the task, when their lease on it started (None without one), whether it is unexpired)."""
     t = _tables()
     sql = (
         f"SELECT (SELECT a.id FROM {t['annotation']} a WHERE a.client_id = %s),"
         f" (SELECT a.id FROM {t['annotation']} a WHERE a.task_id = %s AND a.annotator_id = %s),"
-        f" (SELECT COUNT(*) FROM {t['lease']} l WHERE l.task_id = %s AND l.user_id = %s),"
-        f" (SELECT COUNT(*) FROM {t['lease']} l WHERE l.task_id = %s AND l.user_id = %s AND l.expires_at > %s)"
+        f" l.created_at, l.expires_at > %s FROM (SELECT 1) one"
+        f" LEFT JOIN {t['lease']} l ON l.task_id = %s AND l.user_id = %s"
     )
     client_id = Annotation._meta.get_field("client_id").get_db_prep_value(client_id, connection)
-    now = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [client_id, task_id, user_id, task_id, user_id, task_id, user_id, now])
-        same_client, answered, leased, active = cursor.fetchone()
-    return same_client, answered, bool(leased), bool(active)
+    with prepared.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [client_id, task_id, user_id, connection.ops.adapt_datetimefield_value(now), task_id, user_id],
+        )
+        same_client, answered, shown_at, active = cursor.fetchone()
+    if shown_at is not None:
+        field = TaskLease._meta.get_field("created_at")
+        col = field.get_col("l")
+        for func in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
+            shown_at = func(shown_at, col, connection)
+    return same_client, answered, shown_at, bool(active)
+
+
+def _submit_write(*, annotation: Annotation, task: ReviewTask, now) -> None:
+    """PostgreSQL: everything a submit writes, in one statement: the annotation (its id and
+    created_at set on ``annotation``), the task's count and status, the used lease and this
+    user's long-expired ones, the draft, and the item's status when the task is done. The
+    statements of a WITH see the rows as they were before it, so the item's check for other open
+    tasks leaves this task out."""
+    t = _tables()
+    fields = [f for f in Annotation._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(annotation, True), connection) for f in fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = (
+        f"WITH ins AS (INSERT INTO {t['annotation']} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+        " RETURNING id),"
+        f" upd AS (UPDATE {t['task']} SET annotation_count = %s, status = %s, completed_at = %s WHERE id = %s),"
+        f" gone AS (DELETE FROM {t['lease']} WHERE user_id = %s AND (task_id = %s OR expires_at <= %s)),"
+        f" draft AS (DELETE FROM {t['draft']} WHERE task_id = %s AND user_id = %s)"
+    )
+    user_id = annotation.annotator_id
+    params = [
+        *values,
+        task.annotation_count,
+        task.status,
+        adapt(task.completed_at),
+        task.pk,
+        user_id,
+        task.pk,
+        adapt(now),
+        task.pk,
+        user_id,
+    ]
+    if task.status == TaskStatus.DONE:
+        sql += (
+            f", item AS (UPDATE {t['item']} SET status = CASE WHEN EXISTS (SELECT 1 FROM {t['task']} o"
+            f" WHERE o.item_id = %s AND o.status = '{TaskStatus.OPEN.value}' AND o.id <> %s) THEN %s ELSE %s END"
+            " WHERE id = %s)"
+        )
+        params += [
+            task.item_id,
+            task.pk,
+            ItemStatus.IN_REVIEW.value,
+            ItemStatus.DONE.value,
+            task.item_id,
+        ]
+    with prepared.cursor() as cursor:
+        cursor.execute(f"{sql} SELECT id FROM ins", params)
+        annotation.pk = cursor.fetchone()[0]
+    annotation._state.adding, annotation._state.db = False, connection.alias
 
 
 def _lease_and_draft_clear(*, task_id: int, user_id: int, now) -> None:
