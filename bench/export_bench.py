@@ -13,7 +13,10 @@ by a hash so compare and ratings mostly agree. It is inserted with set-based SQL
 (INSERT ... SELECT generate_series), which writes 1M annotations in seconds.
 
 Each export runs in a fresh process, so its peak RSS is the export's alone (Python, Django,
-pyarrow and the rows in flight), measured with getrusage. Figures: output rows/s, annotations
+pyarrow and the rows in flight), measured with getrusage. A large export on PostgreSQL forks one
+helper for the second half of the items (annotation/exports/parallel.py): its CPU time, its peak
+RSS and the memory only it held (not shared with the export process) are printed too, and the
+target is checked against the export process's peak plus the helper's own memory. Figures: output rows/s, annotations
 read/s, peak RSS. Target: >= 50,000 rows/s with peak RSS under 200 MB, whatever the size.
 """
 
@@ -170,6 +173,9 @@ def run_export(database_url: str, project_id: int, admin_id: int, file_type: str
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         from django.conf import settings
 
+        from annotation.exports.parallel import LAST_HELPER
+
+        helper = dict(LAST_HELPER)  # the forked helper of a two-process export (empty: one process)
         size = (Path(settings.EXPORT_DIR) / export.file_path).stat().st_size if export.file_path else 0
         return {
             "file_type": file_type,
@@ -183,6 +189,10 @@ def run_export(database_url: str, project_id: int, admin_id: int, file_type: str
             "file_mb": round(size / 2**20, 1),
             "rss_after_setup_mb": round(baseline, 1),
             "peak_rss_mb": round(rss_peak_mb(), 1),
+            "helper_cpu_seconds": round(helper.get("cpu_seconds", 0.0), 2),
+            "helper_peak_rss_mb": round(helper.get("peak_rss_mb", 0.0), 1),
+            # Memory only the helper held (it shares the rest with the parent it was forked from).
+            "helper_private_mb": round(helper.get("private_peak_mb", 0.0), 1),
             "dropped": export.counts.get("dropped"),
             "by_rule": export.counts.get("by_rule"),
         }
@@ -242,27 +252,35 @@ def main() -> None:
         for file_type in ("jsonl", "parquet"):
             result = child("--child", str(made["project"]), str(made["admin"]), file_type)
             results.append(result)
+            cpu = result["cpu_seconds"] + result["helper_cpu_seconds"]
             print(
                 f"DPO {file_type:8s}: {result['rows']:,} rows from {result['items']:,} items in {result['seconds']} s"
                 f" = {result['rows_per_s']:,} rows/s, {round(made['annotations'] / result['seconds']):,} annotations/s;"
-                f" export process CPU {result['cpu_seconds']} s"
-                f" ({round(result['rows'] / max(result['cpu_seconds'], 0.01)):,} rows per CPU second);"
+                f" export process CPU {result['cpu_seconds']} s + helper {result['helper_cpu_seconds']} s"
+                f" ({round(result['rows'] / max(cpu, 0.01)):,} rows per CPU second);"
                 f" file {result['file_mb']} MB; peak RSS {result['peak_rss_mb']} MB"
                 f" (after Django setup {result['rss_after_setup_mb']} MB); {result['status']}"
             )
+            if result["helper_peak_rss_mb"]:
+                print(
+                    f"    forked helper (second half of the items): peak RSS {result['helper_peak_rss_mb']} MB, of"
+                    f" which its own (not shared with the export process) at most {result['helper_private_mb']} MB;"
+                    f" export process + helper's own: {result['peak_rss_mb'] + result['helper_private_mb']:.1f} MB"
+                )
             print(f"    rules {result['by_rule']}; left out {result['dropped']}")
         print(
             f"Summary ({made['annotations']:,} annotations; target >= {TARGET_ROWS_PER_S:,} rows/s, peak RSS < {TARGET_RSS_MB} MB):"
         )
         for result in results:
+            # Memory counted honestly for a two-process export: the export process's peak plus what
+            # only its helper held.
+            memory = result["peak_rss_mb"] + result["helper_private_mb"]
             verdict = (
-                "meets"
-                if result["rows_per_s"] >= TARGET_ROWS_PER_S and result["peak_rss_mb"] < TARGET_RSS_MB
-                else "misses"
+                "meets" if result["rows_per_s"] >= TARGET_ROWS_PER_S and memory < TARGET_RSS_MB else "misses"
             )
             print(
                 f"  DPO {result['file_type']:8s} {result['rows_per_s']:>9,} rows/s   peak RSS {result['peak_rss_mb']:6.1f} MB"
-                f"   {verdict} the target"
+                f" (+ helper's own {result['helper_private_mb']:.1f} MB)   {verdict} the target"
             )
     finally:
         if not args.keep:

@@ -117,6 +117,28 @@ class RowContext:
         self.rationales = spec.format == "labels" and not spec.ner and bool(option("rationales", False))
         self.labelled = self.project.task_type in (TaskType.CLASSIFICATION, TaskType.NER)
 
+    def tallies(self) -> dict:
+        """What the rows so far counted, JSON-ready, in the order each key was first seen (see
+        merge)."""
+        return {
+            "rows": self.rows,
+            "items": self.items,
+            "eval_leaks_removed": self.eval_leaks_removed,
+            "eval_leak_items": self.eval_leak_items,
+            **{name: list(getattr(self, name).items()) for name in ("by_rule", "dropped", "models", "extra")},
+        }
+
+    def merge(self, tallies: dict) -> None:
+        """Adds the tallies of the rows that follow this context's (another part of the export):
+        counts add up and keys first seen there come after this context's, as if one context had
+        seen every row."""
+        for name in ("rows", "items", "eval_leaks_removed", "eval_leak_items"):
+            setattr(self, name, getattr(self, name) + tallies[name])
+        for name in ("by_rule", "dropped", "models", "extra"):
+            counter = getattr(self, name)
+            for key, n in tallies[name]:
+                counter[key] += n
+
     def facts(self, record: R.ItemRecord) -> Facts:
         return Facts(R.edits(record), R.candidate_ratings(record))
 
@@ -684,10 +706,9 @@ class _Reader(threading.Thread):
 
 
 @contextmanager
-def _prefetched(read):
+def _prefetched(read, db):
     """The chunks of `read`, read one ahead in a thread on PostgreSQL; in line on SQLite (one
     connection per thread there, and nothing to overlap: SQLite runs in this process)."""
-    db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
         yield read(db)
         return
@@ -765,7 +786,14 @@ def _with_counts(task_rows: list[tuple], answered, counts: dict, no_answers: tup
 CHUNK_ITEMS = 2000
 
 
-def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True) -> Iterator[R.ItemRecord]:
+def item_records(
+    project: Project,
+    spec: ExportSpec,
+    *,
+    annotators: bool = True,
+    ids: tuple[int | None, int | None] = (None, None),
+    db=None,
+) -> Iterator[R.ItemRecord]:
     """One record per item in id order. Items are read in chunks of consecutive ids; per chunk a few
     queries fetch the candidates, the tasks with their votes and ratings counted by the database
     (and who answered), the edit/label answers and the final adjudications of those items. Memory
@@ -782,10 +810,13 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
         counts["who"] = _annotator_ids()
     answered = Annotation.objects.filter(_answer_filter(spec))
     no_answers = (0,) * (len(_CHOICES) + len(_RATINGS)) + ((None,) if annotators else ())
-    items_query = (
-        _items_query(project, spec)
-        .order_by("id")
-        .values_list("id", "external_id", "text", "prompt", "messages", "reference", "content_hash")
+    items_query = _items_query(project, spec)
+    if ids[0] is not None:
+        items_query = items_query.filter(id__gt=ids[0])
+    if ids[1] is not None:
+        items_query = items_query.filter(id__lte=ids[1])
+    items_query = items_query.order_by("id").values_list(
+        "id", "external_id", "text", "prompt", "messages", "reference", "content_hash"
     )
     candidates_query = Candidate.objects.order_by().values_list(
         "item_id",
@@ -844,7 +875,7 @@ def item_records(project: Project, spec: ExportSpec, *, annotators: bool = True)
             )
             yield items, candidates, tasks, values, adjudications
 
-    with _prefetched(read) as chunks:
+    with _prefetched(read, db or connections[DEFAULT_DB_ALIAS]) as chunks:
         yield from _records(chunks, split, with_labels, annotators)
 
 
@@ -956,6 +987,8 @@ def export_rows(
     *,
     on_progress: Callable[[RowContext], None] | None = None,
     deadline: float | None = None,
+    ids: tuple[int | None, int | None] = (None, None),
+    db=None,
 ) -> Iterator[dict]:
     """The rows of _export_rows with Python's cyclic garbage collector paused meanwhile: an export
     makes millions of short-lived tuples, dicts and records (none in reference cycles), and each
@@ -964,7 +997,9 @@ def export_rows(
     paused = gc.isenabled()
     gc.disable()
     try:
-        yield from _export_rows(project, spec, ctx, on_progress=on_progress, deadline=deadline)
+        yield from _export_rows(
+            project, spec, ctx, on_progress=on_progress, deadline=deadline, ids=ids, db=db
+        )
     finally:
         if paused:
             gc.enable()
@@ -977,10 +1012,14 @@ def _export_rows(
     *,
     on_progress: Callable[[RowContext], None] | None = None,
     deadline: float | None = None,
+    ids: tuple[int | None, int | None] = (None, None),
+    db=None,
 ) -> Iterator[dict]:
     """Every row of the export, in item order: the format's rules, then the filters, then the
     eval-leak check, then provenance. `on_progress` is called every PROGRESS_ITEMS items and at the
-    end; past `deadline` (time.monotonic()) the stream stops early (previews)."""
+    end; past `deadline` (time.monotonic()) the stream stops early (previews). `ids`: only items
+    with low < id <= high (None: no bound); `db`: the connection to read through (default: this
+    thread's)."""
     fmt = FORMATS[spec.format]
     build = fmt.build
     bare = spec.option("bare", False)
@@ -992,7 +1031,7 @@ def _export_rows(
     check_leaks = fmt.training and bool(ctx.eval_hashes)
     count_labels = spec.format == "kto"
     by_rule, dropped, used_models = ctx.by_rule, ctx.dropped, ctx.models
-    for record in item_records(project, spec, annotators=not bare):
+    for record in item_records(project, spec, annotators=not bare, ids=ids, db=db):
         ctx.items += 1
         if ctx.items % PROGRESS_ITEMS == 0:
             if on_progress is not None:

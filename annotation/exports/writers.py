@@ -40,6 +40,14 @@ class JsonlWriter:
         self._file.write(_line(row))
         self.rows_written += 1
 
+    def append(self, part: Path, rows: int) -> None:
+        """Adds the lines another process wrote for the rows that follow (a part of a parallel
+        export, see exports/parallel.py)."""
+        self._file.flush()
+        with open(part, "rb") as source:
+            shutil.copyfileobj(source, self._file.raw, 1 << 20)
+        self.rows_written += rows
+
     def close(self, *, card: str = "") -> None:
         self._file.close()
 
@@ -48,38 +56,62 @@ class JsonlWriter:
         self.path.unlink(missing_ok=True)
 
 
+PART_WRITERS = {}  # file type -> the writer a part of a parallel export writes (filled below)
+
+
 class ParquetWriter:
     """Rows are encoded as JSON lines into one buffer per row group (ROWS rows or BUFFER_BYTES,
     whichever comes first), which pyarrow parses against the fixed schema and writes as a row
     group. No Python-object-to-Arrow conversion: less memory, and the same encoding as JSONL."""
 
     ROWS = 20_000
-    BUFFER_BYTES = 4 * 2**20
+    # 1 MB of JSON per row group: the parsed group, its encoding and (in a parallel export) the
+    # appended part's groups stay small next to the process's 100 MB of code and Django.
+    BUFFER_BYTES = 2**20
 
     def __init__(self, path: Path, schema):
         import pyarrow.json as paj
-        import pyarrow.parquet as pq
 
         self.path = path
         self.schema = schema
         self._paj = paj
         self._parse = paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-        self._writer = pq.ParquetWriter(
+        self._writer = self._open(path, schema)
+        self._buffer = bytearray()
+        self._rows = 0
+        self.rows_written = 0
+
+    def _open(self, path: Path, schema):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return pq.ParquetWriter(
             str(path),
             schema,
             compression="zstd",
             # Dictionary pages only where values repeat; long texts go plain.
             use_dictionary=[f.name for f in schema if f.name in DICTIONARY_COLUMNS],
+            # As for parsing: malloc gives the encoder's large buffers back after each row group.
+            memory_pool=pa.system_memory_pool(),
         )
-        self._buffer = bytearray()
-        self._rows = 0
-        self.rows_written = 0
 
     def write(self, row: dict) -> None:
         self._buffer += _line(row)
         self._rows += 1
         if self._rows >= self.ROWS or len(self._buffer) >= self.BUFFER_BYTES:
             self._flush()
+
+    def append(self, part: Path, rows: int) -> None:
+        """Adds the row groups another process parsed for the rows that follow (an Arrow IPC
+        stream written by ArrowPartWriter), one at a time."""
+        import pyarrow as pa
+
+        self._flush()
+        pool = pa.system_memory_pool()
+        with pa.OSFile(str(part), "rb", memory_pool=pool) as source:
+            for batch in pa.ipc.open_stream(source, memory_pool=pool):
+                self._writer.write_table(pa.Table.from_batches([batch]))
+        self.rows_written += rows
 
     def _flush(self) -> None:
         if not self._rows:
@@ -105,6 +137,28 @@ class ParquetWriter:
     def abort(self) -> None:
         self._writer.close()
         self.path.unlink(missing_ok=True)
+
+
+class ArrowPartWriter(ParquetWriter):
+    """A part of a parallel Parquet export: the same row groups, parsed the same way, written as
+    an Arrow IPC stream (no encoding) that the export's ParquetWriter appends."""
+
+    def _open(self, path: Path, schema):
+        import pyarrow as pa
+
+        self._sink = pa.OSFile(str(path), "wb")
+        return pa.ipc.new_stream(self._sink, schema)
+
+    def close(self, *, card: str = "") -> None:
+        super().close()
+        self._sink.close()
+
+    def abort(self) -> None:
+        super().abort()
+        self._sink.close()
+
+
+PART_WRITERS |= {"jsonl": JsonlWriter, "parquet": ArrowPartWriter}
 
 
 DICTIONARY_COLUMNS = {

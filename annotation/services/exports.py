@@ -21,6 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from ..exports.card import dataset_card
+from ..exports.parallel import export_parallel, parallel_split
 from ..exports.rows import FORMATS, RowContext, eval_hashes, export_rows, export_schema, items_total
 from ..exports.spec import ExportSpec, export_spec_from, export_spec_validate
 from ..exports.writers import file_suffix, writer_open
@@ -248,8 +249,21 @@ def export_run(*, export_id: int) -> Export | None:
         )
         with _read_snapshot() as side:
             ctx = _context(project, spec)
-            for row in export_rows(project, spec, ctx, on_progress=_Progress(export.pk, side)):
-                writer.write(row)
+            progress = _Progress(export.pk, side)
+            split_id = parallel_split(project, spec, total, snapshot=side is not None)
+            if split_id is None:
+                for row in export_rows(project, spec, ctx, on_progress=progress):
+                    writer.write(row)
+            else:
+                export_parallel(
+                    project,
+                    spec,
+                    ctx,
+                    writer,
+                    split_id=split_id,
+                    part=final.with_name(final.name + ".part2"),
+                    on_progress=progress,
+                )
         counts = ctx.counts()
         writer.close(card=dataset_card(export=export, spec=spec, counts=counts, folder=name))
         writer = None

@@ -1,0 +1,146 @@
+"""Large exports on PostgreSQL run in two processes (annotation/exports/parallel.py): the export's
+process keeps the first half of the items and a forked helper exports the second half from the
+same snapshot. The file (its rows, their order), the counts and the message must be those of a
+one-process export; a helper that fails fails the export and leaves no file behind."""
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from django.conf import settings as django_settings
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from annotation.exports import parallel, writers
+from annotation.models import Export, Role
+from annotation.services.exports import export_run
+
+from .export_helpers import Builder, export_path, instruction_project, sentiment_project
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+BUILDERS = {"instruction": instruction_project, "sentiment": sentiment_project}
+
+
+def run(project, user, format, file_type, settings, *, least, filters=None):
+    settings.SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS = least
+    parallel.LAST_HELPER.clear()
+    export = Export.objects.create(
+        project=project,
+        format=format,
+        file_type=file_type,
+        filters=filters or {},
+        options={},
+        created_by=user,
+    )
+    export = export_run(export_id=export.pk)
+    assert export.status == "succeeded", export.message
+    return export, bool(parallel.LAST_HELPER)
+
+
+def content(export):
+    path = export_path(export)
+    if export.file_type == "jsonl":
+        return path.read_bytes()
+    return pq.read_table(path)
+
+
+def summary(export):
+    counts = {k: v for k, v in export.counts.items() if k != "heartbeat_at"}
+    return export.row_count, export.progress_done, export.progress_total, export.message, counts
+
+
+def more_items(project, admin, make_user, n, split="train"):
+    """`n` more train items, each with a decided compare (2-1 for a) and ratings 5 vs 2."""
+    b = Builder(project, make_user, annotators=0)
+    b.users = [m.user for m in project.memberships.filter(role=Role.ANNOTATOR).order_by("user_id")[:3]]
+    for k in range(n):
+        item = b.item(prompt=f"Question {k} ({split})?", external_id=f"extra-{split}-{k}", split=split)
+        good, bad = b.cand(item, f"Good answer {k}."), b.cand(item, f"Bad answer {k}.", model="model-b")
+        b.compare(good, bad, ["a", "a", "b"])
+        b.rate(good, [5, 5, 5])
+        b.rate(bad, [2, 2, 2])
+
+
+@pytest.mark.parametrize(
+    "kind,format,file_type",
+    [
+        ("instruction", "dpo", "jsonl"),
+        ("instruction", "dpo", "parquet"),
+        ("instruction", "kto", "jsonl"),
+        ("instruction", "sft", "parquet"),
+        ("instruction", "eval", "jsonl"),
+        ("sentiment", "labels", "jsonl"),
+        ("sentiment", "labels", "parquet"),
+    ],
+)
+def test_a_two_process_export_writes_the_same_file_and_counts(
+    admin_user, make_user, settings, kind, format, file_type
+):
+    project, _ = BUILDERS[kind](admin_user, make_user)
+    if kind == "instruction":
+        more_items(project, admin_user, make_user, 6, split="eval" if format == "eval" else "train")
+    filters = {"split": "eval"} if format == "eval" else None
+    one, forked = run(project, admin_user, format, file_type, settings, least=10**9, filters=filters)
+    assert not forked
+    two, forked = run(project, admin_user, format, file_type, settings, least=2, filters=filters)
+    assert forked, "the export ran in two processes"
+    assert one.row_count > 0
+    assert summary(two) == summary(one)
+    if file_type == "jsonl":
+        assert content(two) == content(one)
+    else:
+        assert content(two).equals(content(one))
+    assert [p.name for p in export_path(two).parent.iterdir() if ".part" in p.name] == []
+
+
+def test_both_processes_read_the_snapshot_the_export_started_with(
+    admin_user, make_user, settings, monkeypatch
+):
+    """Votes changed by another session once the helper is forked are in neither half."""
+    project, _ = instruction_project(admin_user, make_user)
+    more_items(project, admin_user, make_user, 6)
+    before, _ = run(project, admin_user, "dpo", "jsonl", settings, least=10**9)
+    fork = parallel.os.fork
+
+    def fork_then_flip_votes():
+        pid = fork()
+        if pid:  # the export's process, right after the fork: another session flips the votes
+            other = connections.create_connection(DEFAULT_DB_ALIAS)
+            try:
+                with other.cursor() as cursor:
+                    cursor.execute(
+                        "UPDATE annotation_annotation SET choice = CASE choice WHEN 'a' THEN 'b' ELSE 'a' END"
+                        " WHERE mode = 'compare' AND task_id IN (SELECT t.id FROM annotation_reviewtask t"
+                        " JOIN annotation_item i ON i.id = t.item_id"
+                        " WHERE i.project_id = %s AND i.external_id LIKE 'extra-%%')",
+                        [project.pk],
+                    )
+            finally:
+                other.close()
+        return pid
+
+    monkeypatch.setattr(parallel.os, "fork", fork_then_flip_votes)
+    during, forked = run(project, admin_user, "dpo", "jsonl", settings, least=2)
+    assert forked
+    assert content(during) == content(before)
+    monkeypatch.undo()
+    after, _ = run(project, admin_user, "dpo", "jsonl", settings, least=2)
+    assert content(after) != content(before), "the flipped votes count in the next export"
+
+
+class FailingPart(writers.JsonlWriter):
+    def write(self, row):
+        raise OSError("disk full")
+
+
+def test_a_failing_helper_fails_the_export_and_leaves_no_file(admin_user, make_user, settings, monkeypatch):
+    project, _ = instruction_project(admin_user, make_user)
+    more_items(project, admin_user, make_user, 6)
+    monkeypatch.setitem(writers.PART_WRITERS, "jsonl", FailingPart)
+    settings.SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS = 2
+    export = Export.objects.create(project=project, format="dpo", file_type="jsonl", created_by=admin_user)
+    export = export_run(export_id=export.pk)
+    assert export.status == "failed"
+    assert "second half of the export failed" in export.message and "disk full" in export.message
+    folder = Path(django_settings.EXPORT_DIR) / str(project.pk)
+    assert not folder.exists() or list(folder.iterdir()) == []
