@@ -122,6 +122,11 @@ def review_mode_validate(*, project: Project, mode: str | None) -> str:
 
 
 def _tables() -> dict[str, str]:
+    return _tables_for(connection.vendor)
+
+
+@cache
+def _tables_for(vendor: str) -> dict[str, str]:
     quote = connection.ops.quote_name
     models = {
         "task": ReviewTask,
