@@ -16,25 +16,26 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 class _PreparedCursor:
-    def __init__(self, raw_connection):
+    def __init__(self, wrapper, raw_connection):
         import psycopg
 
+        self._errors = wrapper.wrap_database_errors
         self._cursor = psycopg.Cursor(raw_connection)
 
     def execute(self, sql: str, params=()) -> None:
-        with connection.wrap_database_errors:
+        with self._errors:
             self._cursor.execute(sql, params, prepare=True)
 
     def fetchone(self):
-        with connection.wrap_database_errors:
+        with self._errors:
             return self._cursor.fetchone()
 
     def fetchall(self):
-        with connection.wrap_database_errors:
+        with self._errors:
             return self._cursor.fetchall()
 
     @property
@@ -48,18 +49,21 @@ class _PreparedCursor:
 @contextmanager
 def cursor():
     """A cursor whose statements are prepared on PostgreSQL; Django's cursor elsewhere."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as django_cursor:
+    # The connection of this thread, looked up once: each attribute read through
+    # django.db.connection is a lookup of its own.
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    if wrapper.vendor != "postgresql":
+        with wrapper.cursor() as django_cursor:
             yield django_cursor
         return
-    connection.validate_thread_sharing()
-    connection.ensure_connection()
-    raw = connection.connection
+    wrapper.validate_thread_sharing()
+    wrapper.ensure_connection()
+    raw = wrapper.connection
     if raw.prepare_threshold is None:
         # Django turns psycopg's preparing off (None), which also ignores prepare=True. A threshold
         # no statement reaches keeps Django's own statements unprepared, as before.
         raw.prepare_threshold = 2**31
-    prepared = _PreparedCursor(raw)
+    prepared = _PreparedCursor(wrapper, raw)
     try:
         yield prepared
     finally:
