@@ -28,9 +28,10 @@ from .models import (
 from .selectors import role_at_least
 
 
-def task_get(*, user, task_id, with_content: bool = True) -> ReviewTask:
+def task_get(*, user, task_id, with_content: bool = True, lock: bool = False) -> ReviewTask:
     """A task of a project the user belongs to, with its project and (``with_content``) its item and
-    candidates; else NotFound. The project carries ``current_role``."""
+    candidates; else NotFound. The project carries ``current_role``. ``lock``: the task row is
+    locked (FOR UPDATE) where the database has row locks; call it inside a transaction."""
     try:
         task_id = int(task_id)
     except (TypeError, ValueError):
@@ -60,6 +61,8 @@ def task_get(*, user, task_id, with_content: bool = True) -> ReviewTask:
         f" AND m.user_id = %s ORDER BY m.id LIMIT 1), {', '.join(select)} FROM {tables[ReviewTask]} t"
         f" {' '.join(joins)} WHERE t.id = %s"
     )
+    if lock and connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF t"
     with prepared.cursor() as cursor:
         cursor.execute(sql, [user.pk, task_id])
         row = cursor.fetchone()

@@ -170,14 +170,8 @@ class AnnotationCreateApi(APIView):
         responses={201: AnnotationSerializer, 200: AnnotationSerializer},
     )
     def post(self, request, task_id):
-        task = review_selectors.task_get(user=request.user, task_id=task_id, with_content=False)
-        body = _body(request)
-        annotation, created = review_services.annotation_submit(
-            task=task,
-            user=request.user,
-            value=body.get("value"),
-            client_id=body.get("client_id"),
-            duration_ms=body.get("duration_ms"),
+        annotation, created = review_services.annotation_submit_by_id(
+            task_id=task_id, user=request.user, data=request.data
         )
         return Response(
             annotation_payload(annotation),

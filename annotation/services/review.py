@@ -722,82 +722,131 @@ def annotation_submit(
     client_id = client_id_parse(client_id)
     duration_ms = duration_parse(duration_ms)
     clean, columns = annotation_value_validate(task=task, value=value)
-    now = timezone.now()
     try:
         with transaction.atomic():
             locked = _task_lock(task_id=task.pk)
-            same_client, answered, shown_at, lease_active = _submit_state(
-                task_id=locked.pk, user_id=user.pk, client_id=client_id, now=now
-            )
-            if same_client is not None:
-                return _replay(Annotation.objects.get(pk=same_client), task=task, user=user), False
-            if answered is not None:
-                raise Conflict(
-                    "You already answered this task; each annotator answers a task once.",
-                    code="already_answered",
-                )
-            if not lease_active:
-                if locked.status != TaskStatus.OPEN or locked.annotation_count >= locked.overlap:
-                    raise Conflict(
-                        f"This task already has its {locked.overlap} annotation(s); your answer was not "
-                        "stored. Take the next task.",
-                        code="task_full",
-                    )
-                free, _ = _free_slots_now(task_id=locked.pk, user=user, now=now)
-                if free <= 0:
-                    raise Conflict(
-                        "Your hold on this task expired and other annotators now hold its remaining "
-                        "slot(s); your answer was not stored. Take the next task.",
-                        code="slot_taken",
-                    )
-            if duration_ms is None and shown_at is not None:
-                duration_ms = min(int((now - shown_at).total_seconds() * 1000), MAX_DURATION_MS)
-            result_candidate = None
-            if locked.mode == ReviewMode.EDIT:
-                result_candidate = Candidate.objects.create(
-                    item_id=locked.item_id,
-                    text=clean["text"],
-                    # An edited rationale keeps the label it argues for (see is_rationale_draft).
-                    label=clean["labels"][0] if clean.get("labels") else None,
-                    source=CandidateSource.HUMAN,
-                    recipe="edit",
-                    parent_id=locked.candidate_a_id,
-                    created_by=user,
-                    provenance={"source": "human", "task": locked.pk, "annotator": user.get_username()},
-                )
-                clean["candidate"] = result_candidate.pk
-            annotation = Annotation(
-                task=locked,
-                annotator=user,
-                mode=locked.mode,
-                value=clean,
+            return _submit_locked(
+                locked=locked,
+                task=task,
+                user=user,
+                clean=clean,
+                columns=columns,
                 client_id=client_id,
                 duration_ms=duration_ms,
-                result_candidate=result_candidate,
-                **columns,
             )
-            locked.annotation_count += 1
-            if locked.annotation_count >= locked.overlap:
-                locked.status, locked.completed_at = TaskStatus.DONE, now
-            if connection.vendor == "postgresql":
-                _submit_write(annotation=annotation, task=locked, now=now)
-            else:
-                annotation.save(force_insert=True)
-                _task_count_save(locked)
-                _lease_and_draft_clear(task_id=locked.pk, user_id=user.pk, now=now)
-                if locked.status == TaskStatus.DONE:
-                    _item_status_update(item_id=locked.item_id)
-            if quality := _quality():
-                quality.annotation_recorded(
-                    annotation=annotation, task_completed=locked.status == TaskStatus.DONE
+    except IntegrityError as error:
+        return _submit_raced(client_id=client_id, task=task, user=user, error=error)
+
+
+def annotation_submit_by_id(*, task_id, user, data) -> tuple[Annotation, bool]:
+    """The API's submit, from the task id and the request body. Same answers, errors and order of
+    checks as ``task_get`` then ``annotation_submit`` (unknown task, body not an object, client_id,
+    duration, value), with one statement less: the membership check, the project and the task's
+    row lock are one statement (``task_get(lock=True)``) inside the submit's transaction."""
+    from ..review_selectors import task_get
+
+    task = client_id = None
+    try:
+        with transaction.atomic():
+            task = task_get(user=user, task_id=task_id, with_content=False, lock=True)
+            if not isinstance(data, dict):
+                raise ValidationFailed(
+                    "Send a JSON object.", details=[{"field": None, "message": "Expected an object."}]
                 )
-            _after_commit_notify(locked.project_id)
-    except IntegrityError:
-        # Two submits with one client_id raced past the check (possible only across tasks).
-        existing = Annotation.objects.filter(client_id=client_id).first()
-        if existing is None:
-            raise
-        return _replay(existing, task=task, user=user), False
+            client_id = client_id_parse(data.get("client_id"))
+            duration_ms = duration_parse(data.get("duration_ms"))
+            clean, columns = annotation_value_validate(task=task, value=data.get("value"))
+            return _submit_locked(
+                locked=task,
+                task=task,
+                user=user,
+                clean=clean,
+                columns=columns,
+                client_id=client_id,
+                duration_ms=duration_ms,
+            )
+    except IntegrityError as error:
+        return _submit_raced(client_id=client_id, task=task, user=user, error=error)
+
+
+def _submit_raced(*, client_id, task: ReviewTask, user, error: IntegrityError) -> tuple[Annotation, bool]:
+    # Two submits with one client_id raced past the check (possible only across tasks).
+    existing = Annotation.objects.filter(client_id=client_id).first() if client_id else None
+    if existing is None:
+        raise error
+    return _replay(existing, task=task, user=user), False
+
+
+def _submit_locked(
+    *, locked: ReviewTask, task: ReviewTask, user, clean: dict, columns: dict, client_id, duration_ms
+) -> tuple[Annotation, bool]:
+    """The submit once the task row is locked (``locked``; ``task`` is the caller's instance, told
+    the new count and status): the checks on a fresh snapshot, then the writes."""
+    now = timezone.now()
+    same_client, answered, shown_at, lease_active = _submit_state(
+        task_id=locked.pk, user_id=user.pk, client_id=client_id, now=now
+    )
+    if same_client is not None:
+        return _replay(Annotation.objects.get(pk=same_client), task=task, user=user), False
+    if answered is not None:
+        raise Conflict(
+            "You already answered this task; each annotator answers a task once.",
+            code="already_answered",
+        )
+    if not lease_active:
+        if locked.status != TaskStatus.OPEN or locked.annotation_count >= locked.overlap:
+            raise Conflict(
+                f"This task already has its {locked.overlap} annotation(s); your answer was not "
+                "stored. Take the next task.",
+                code="task_full",
+            )
+        free, _ = _free_slots_now(task_id=locked.pk, user=user, now=now)
+        if free <= 0:
+            raise Conflict(
+                "Your hold on this task expired and other annotators now hold its remaining "
+                "slot(s); your answer was not stored. Take the next task.",
+                code="slot_taken",
+            )
+    if duration_ms is None and shown_at is not None:
+        duration_ms = min(int((now - shown_at).total_seconds() * 1000), MAX_DURATION_MS)
+    result_candidate = None
+    if locked.mode == ReviewMode.EDIT:
+        result_candidate = Candidate.objects.create(
+            item_id=locked.item_id,
+            text=clean["text"],
+            # An edited rationale keeps the label it argues for (see is_rationale_draft).
+            label=clean["labels"][0] if clean.get("labels") else None,
+            source=CandidateSource.HUMAN,
+            recipe="edit",
+            parent_id=locked.candidate_a_id,
+            created_by=user,
+            provenance={"source": "human", "task": locked.pk, "annotator": user.get_username()},
+        )
+        clean["candidate"] = result_candidate.pk
+    annotation = Annotation(
+        task=locked,
+        annotator=user,
+        mode=locked.mode,
+        value=clean,
+        client_id=client_id,
+        duration_ms=duration_ms,
+        result_candidate=result_candidate,
+        **columns,
+    )
+    locked.annotation_count += 1
+    if locked.annotation_count >= locked.overlap:
+        locked.status, locked.completed_at = TaskStatus.DONE, now
+    if connection.vendor == "postgresql":
+        _submit_write(annotation=annotation, task=locked, now=now)
+    else:
+        annotation.save(force_insert=True)
+        _task_count_save(locked)
+        _lease_and_draft_clear(task_id=locked.pk, user_id=user.pk, now=now)
+        if locked.status == TaskStatus.DONE:
+            _item_status_update(item_id=locked.item_id)
+    if quality := _quality():
+        quality.annotation_recorded(annotation=annotation, task_completed=locked.status == TaskStatus.DONE)
+    _after_commit_notify(locked.project_id)
     task.annotation_count, task.status = locked.annotation_count, locked.status
     return annotation, True
 

@@ -87,3 +87,32 @@ def test_a_claim_that_finds_its_task_full_starts_over_without_it(admin_user, peo
     assert task.pk == tasks[1].pk
     # The first attempt was rolled back, Ben's lease with it (it was written in that attempt).
     assert set(TaskLease.objects.values_list("task_id", "user_id")) == {(tasks[1].pk, ann.pk)}
+
+
+def test_api_submit_checks_the_task_before_the_body(api_client_for, admin_user, people, outsider):
+    ann = people[0]
+    project = queue_project(admin=admin_user, annotators=[ann], overlap=1)
+    items_with_candidates(project, 1, texts=("A.",))
+    task = tasks_of(project, "rate")[0]
+    url = f"/api/v1/tasks/{task.pk}/annotations/"
+    # Not a member: 404 whatever the body, nothing stored.
+    response = api_client_for(outsider).post(url, [1, 2], format="json")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "No such task."
+    response = api_client_for(ann).post("/api/v1/tasks/999999999/annotations/", {}, format="json")
+    assert response.status_code == 404
+    # A member: the body must be an object, then a client_id, then a valid value.
+    client = api_client_for(ann)
+    response = client.post(url, [1, 2], format="json")
+    assert (response.status_code, response.json()["error"]["message"]) == (400, "Send a JSON object.")
+    response = client.post(url, {"value": {"rating": 9}}, format="json")
+    assert response.status_code == 400 and "client_id" in response.json()["error"]["message"]
+    response = client.post(url, {"value": {"rating": 9}, "client_id": str(uuid.uuid4())}, format="json")
+    assert response.status_code == 400 and "1 to 5" in response.json()["error"]["message"]
+    assert not task.annotations.exists()
+    client_id = str(uuid.uuid4())
+    first = client.post(url, {"value": {"rating": 4}, "client_id": client_id}, format="json")
+    again = client.post(url, {"value": {"rating": 4}, "client_id": client_id}, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    assert ReviewTask.objects.get(pk=task.pk).status == "done"
