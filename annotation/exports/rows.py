@@ -727,10 +727,38 @@ def _prefetched(read, db):
         db.dec_thread_sharing()
 
 
-def _tasks_counted(tasks, spec: ExportSpec, db, *, annotators: bool) -> list[tuple]:
-    """PostgreSQL: the task rows of `tasks` in (item, id) order, each followed by its answers
-    counted per choice and rating (and who answered), as _with_counts makes them, in one query:
-    the database joins, counts and sorts on its own core while this process builds rows."""
+# Stand-ins for a chunk's id bounds in a query compiled once (no id is negative).
+_LOW, _HIGH = -(2**62) - 1, -(2**62) - 2
+
+
+class _Ranged:
+    """A query over one range of ids, compiled once with _LOW/_HIGH for its bounds: each chunk
+    only swaps them in its parameters (compiling a queryset costs about a millisecond, a few per
+    chunk, all while holding the interpreter lock the row-building thread needs)."""
+
+    def __init__(self, sql: str, params):
+        self.sql, self.params = sql, list(params)
+        self.slots = [(i, p) for i, p in enumerate(self.params) if p in (_LOW, _HIGH)]
+        if not self.slots:
+            raise ValueError("no id bound in the query's parameters")
+
+    @classmethod
+    def of(cls, queryset, db):
+        return cls(*queryset.query.get_compiler(connection=db).as_sql())
+
+    def fetch(self, db, low: int, high: int | None = None) -> list[tuple]:
+        params = self.params.copy()
+        for i, slot in self.slots:
+            params[i] = low if slot == _LOW else high
+        with db.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            return cursor.fetchall()
+
+
+def _tasks_counted(tasks, spec: ExportSpec, db, *, annotators: bool) -> tuple[str, list]:
+    """PostgreSQL: a query for the task rows of `tasks` in (item, id) order, each followed by its
+    answers counted per choice and rating (and who answered), as _with_counts makes them: the
+    database joins, counts and sorts on its own core while this process builds rows."""
     sql, params = tasks.query.get_compiler(connection=db).as_sql()
     table = Annotation._meta.db_table
     where, where_params = ["a.task_id = t.id"], []
@@ -751,9 +779,7 @@ def _tasks_counted(tasks, spec: ExportSpec, db, *, annotators: bool) -> list[tup
         f"SELECT t.*, c.* FROM ({sql}) t LEFT JOIN LATERAL (SELECT {', '.join(columns)} FROM {table} a"
         f" WHERE {' AND '.join(where)}) c ON true ORDER BY 1, 2"
     )
-    with db.cursor() as cursor:
-        cursor.execute(query, (*params, *where_params))
-        return cursor.fetchall()
+    return query, [*params, *where_params]
 
 
 def _with_counts(task_rows: list[tuple], answered, counts: dict, no_answers: tuple, db=None) -> list[tuple]:
@@ -841,38 +867,43 @@ def item_records(
     adjudicated = Adjudication.objects.filter(_task_filter(project, spec, modes, "task__"), decision="final")
 
     def read(db, stop=None):
+        # Each query is compiled once; a chunk only swaps its id bounds (see _Ranged).
+        next_items = _Ranged.of(items_query.filter(id__gt=_LOW)[:CHUNK_ITEMS], db)
+        chunk_candidates = _Ranged.of(candidates_query.filter(item__id__range=(_LOW, _HIGH)), db)
+        postgresql = db.vendor == "postgresql"
+        if postgresql:
+            in_range = tasks_query.filter(item__id__range=(_LOW, _HIGH))
+            chunk_tasks = _Ranged(*_tasks_counted(in_range, spec, db, annotators=annotators))
+        chunk_values = (
+            _Ranged.of(
+                judged.filter(task__mode__in=value_modes, task__item__id__range=(_LOW, _HIGH))
+                .order_by("task__item_id", "id")
+                .values_list("task__item_id", "task_id", "value", "result_candidate_id"),
+                db,
+            )
+            if value_modes
+            else None
+        )
+        chunk_adjudications = _Ranged.of(
+            adjudicated.filter(task__item__id__range=(_LOW, _HIGH))
+            .order_by("task__item_id", "id")
+            .values_list("task__item_id", "task_id", "value"),
+            db,
+        )
         last = 0
         while stop is None or not stop.is_set():
-            items = _fetch(items_query.filter(id__gt=last)[:CHUNK_ITEMS], db)
+            items = next_items.fetch(db, last)
             if not items:
                 return
             low, last = items[0][0], items[-1][0]
-            candidates = _by_item_sorted(_fetch(candidates_query.filter(item__id__range=(low, last)), db))
-            in_chunk = tasks_query.filter(item__id__range=(low, last))
-            if db.vendor == "postgresql":
-                tasks = _by_item(_tasks_counted(in_chunk, spec, db, annotators=annotators))
+            candidates = _by_item_sorted(chunk_candidates.fetch(db, low, last))
+            if postgresql:
+                tasks = _by_item(chunk_tasks.fetch(db, low, last))
             else:
+                in_chunk = tasks_query.filter(item__id__range=(low, last))
                 tasks = _by_item_sorted(_with_counts(_fetch(in_chunk, db), answered, counts, no_answers, db))
-            values = (
-                _by_item(
-                    _fetch(
-                        judged.filter(task__mode__in=value_modes, task__item__id__range=(low, last))
-                        .order_by("task__item_id", "id")
-                        .values_list("task__item_id", "task_id", "value", "result_candidate_id"),
-                        db,
-                    )
-                )
-                if value_modes
-                else {}
-            )
-            adjudications = _by_item(
-                _fetch(
-                    adjudicated.filter(task__item__id__range=(low, last))
-                    .order_by("task__item_id", "id")
-                    .values_list("task__item_id", "task_id", "value"),
-                    db,
-                )
-            )
+            values = _by_item(chunk_values.fetch(db, low, last)) if chunk_values else {}
+            adjudications = _by_item(chunk_adjudications.fetch(db, low, last))
             yield items, candidates, tasks, values, adjudications
 
     with _prefetched(read, db or connections[DEFAULT_DB_ALIAS]) as chunks:
@@ -912,7 +943,6 @@ def _records(chunks, split: str, with_labels: bool, annotators: bool) -> Iterato
                     original = _json(original)
                     cand.original_id = original if isinstance(original, int) else None
                 cands[cid] = cand
-            by_id = {}
             who: set = set()
             for row in tasks.get(pk, nothing):
                 # row: item, id, mode, a, b, votes a/b/tie/both_bad, ratings 1..5, [who]
@@ -934,15 +964,16 @@ def _records(chunks, split: str, with_labels: bool, annotators: bool) -> Iterato
                     task = Task(tid, mode, row[3], row[4])
                 if annotators and row[14]:
                     who.update(row[14].split(",") if row[14].__class__ is str else row[14])
-                by_id[tid] = task
                 record.tasks.append(task)
             record.annotators = len(who)
-            if values:
-                for _, tid, value, result_id in values.get(pk, nothing):
+            item_values = values.get(pk) if values else None
+            item_adjudications = adjudications.get(pk) if adjudications else None
+            if item_values or item_adjudications:
+                by_id = {task.id: task for task in record.tasks}
+                for _, tid, value, result_id in item_values or nothing:
                     if tid in by_id:
                         by_id[tid].judgments.append(Judgment(_json(value), result_id))
-            if adjudications:
-                for _, tid, value in adjudications.get(pk, nothing):
+                for _, tid, value in item_adjudications or nothing:
                     value = _json(value)
                     if tid in by_id and isinstance(value, dict):
                         by_id[tid].adjudicated = value
