@@ -1,11 +1,13 @@
 """Rows of every export format, streamed from the database.
 
-`item_records` merges a few queries, each ordered by item id and read through a server-side
-cursor (items, candidates, review tasks with their votes and ratings counted by the database,
-edit/label answers, annotators per item, adjudications) into one `ItemRecord` per item: memory
-holds one item and a batch per cursor, whatever the project's size. `export_rows` applies the
-format's rules to each record, then the filters and the eval-leak check, and yields plain dicts:
-the format's columns, then the provenance columns (unless the export is bare).
+`item_records` reads the items in chunks of consecutive ids; per chunk a few queries (each compiled
+once) fetch the items, their candidates, their tasks with votes and ratings counted by the database
+(on PostgreSQL joined and sorted there too), edit/label answers and adjudications, and it merges
+them into one `ItemRecord` per item: memory holds a chunk or two, whatever the project's size. On
+PostgreSQL the next chunk is read in a thread while this one's rows are built. `export_rows`
+applies the format's rules to each record, then the filters and the eval-leak check, and yields
+plain dicts: the format's columns, then the provenance columns (unless the export is bare).
+Large exports on PostgreSQL run in two processes, each over half the items: see parallel.py.
 """
 
 from __future__ import annotations
