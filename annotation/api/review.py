@@ -133,13 +133,18 @@ class TaskNextApi(APIView):
         responses={200: TaskSerializer, 204: None},
     )
     def get(self, request, project_id):
-        project = selectors.project_get(user=request.user, project_id=project_id)
         mode = request.query_params.get("mode")
-        task = None
-        for candidate_mode in [mode] if mode else project.modes:
-            task = review_services.review_task_next(project=project, user=request.user, mode=candidate_mode)
-            if task is not None:
-                break
+        if mode:
+            task = review_services.review_task_next_by_id(project_id=project_id, user=request.user, mode=mode)
+        else:
+            project = selectors.project_get(user=request.user, project_id=project_id)
+            task = None
+            for candidate_mode in project.modes:
+                task = review_services.review_task_next(
+                    project=project, user=request.user, mode=candidate_mode
+                )
+                if task is not None:
+                    break
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(task_payload(task, draft=task.user_draft))

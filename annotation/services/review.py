@@ -416,19 +416,48 @@ def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
     missed: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
         try:
-            return _next_once(project=project, user=user, mode=mode, missed=missed)
+            return _next_once(project_id=project.pk, project=project, user=user, mode=mode, missed=missed)
         except _Missed as exc:
             missed.append(exc.task_id)
     return None
 
 
-def _next_once(*, project: Project, user, mode: str, missed: list[int]) -> ReviewTask | None:
+def review_task_next_by_id(*, project_id, user, mode: str) -> ReviewTask | None:
+    """The API's next task for one mode, from the project id: as ``project_get`` then
+    ``review_task_next`` (same answers, same errors in the same order: unknown project or not a
+    member, then a mode the project does not use, then paused), with the membership check and the
+    project read in the statement that locks the membership row."""
+    try:
+        project_id = int(project_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such project.") from None
+    if not user.is_authenticated or not rawrows.id_in_range(project_id):
+        raise NotFound("No such project.")
+    missed: list[int] = []
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            return _next_once(project_id=project_id, project=None, user=user, mode=mode, missed=missed)
+        except _Missed as exc:
+            missed.append(exc.task_id)
+    return None
+
+
+def _next_once(
+    *, project_id: int, project: Project | None, user, mode: str, missed: list[int]
+) -> ReviewTask | None:
+    """One claim transaction. ``project`` None: read with the membership row (and the mode checked
+    against it)."""
     now = timezone.now()
     with transaction.atomic():
         # The lease this user holds, if any, in the same statement as the membership lock.
-        membership = _membership_lock(project_id=project.pk, user_id=user.pk, mode=mode, now=now)
+        membership = _membership_lock(
+            project_id=project_id, user_id=user.pk, mode=mode, now=now, with_project=project is None
+        )
         if membership is None:
             raise NotFound("No such project.")
+        if project is None:
+            project = membership["project"]
+            mode = review_mode_validate(project=project, mode=mode)
         if membership["paused"]:
             reason = membership["paused_reason"] or "an admin paused you"
             raise Forbidden(
@@ -457,12 +486,15 @@ def _next_once(*, project: Project, user, mode: str, missed: list[int]) -> Revie
     return task
 
 
-def _membership_lock(*, project_id: int, user_id: int, mode: str, now) -> dict | None:
+def _membership_lock(
+    *, project_id: int, user_id: int, mode: str, now, with_project: bool = False
+) -> dict | None:
     """Locks the user's Membership row (FOR UPDATE where the database has it); answers its pause
     state, ``held``: the first open task of ``mode`` this user holds an unexpired lease on, and
     whether the claim needs its skip and assignment checks at all (``has_skips``: this user
     skipped something, anywhere; ``has_assignments``: any item of the install is assigned). Most
-    claims need neither, and each check left out is a subquery less to plan in every walk."""
+    claims need neither, and each check left out is a subquery less to plan in every walk.
+    ``with_project``: also the project (``project``, with ``current_role``)."""
     t = _tables()
     lock = " FOR UPDATE OF m" if connection.features.has_select_for_update_of else ""
     sql = (
@@ -472,8 +504,15 @@ def _membership_lock(*, project_id: int, user_id: int, mode: str, now) -> dict |
         f" AND o.status = '{TaskStatus.OPEN.value}'"
         " ORDER BY o.priority, l.task_id LIMIT 1),"
         f" EXISTS (SELECT 1 FROM {t['skip']} k WHERE k.user_id = %s),"
-        f" EXISTS (SELECT 1 FROM {t['assignment']} s)"
-        f" FROM {t['membership']} m WHERE m.project_id = %s AND m.user_id = %s ORDER BY m.id LIMIT 1{lock}"
+        f" EXISTS (SELECT 1 FROM {t['assignment']} s), m.role"
+        + (f", {rawrows.columns(Project, 'p')}" if with_project else "")
+        + f" FROM {t['membership']} m"
+        + (
+            f" JOIN {connection.ops.quote_name(Project._meta.db_table)} p ON p.id = m.project_id"
+            if with_project
+            else ""
+        )
+        + f" WHERE m.project_id = %s AND m.user_id = %s ORDER BY m.id LIMIT 1{lock}"
     )
     now = connection.ops.adapt_datetimefield_value(now)
     with prepared.cursor() as cursor:
@@ -481,13 +520,18 @@ def _membership_lock(*, project_id: int, user_id: int, mode: str, now) -> dict |
         row = cursor.fetchone()
     if row is None:
         return None
-    return {
+    found = {
         "paused": bool(row[0]),
         "paused_reason": row[1],
         "held": row[2],
         "has_skips": bool(row[3]),
         "has_assignments": bool(row[4]),
+        "project": None,
     }
+    if with_project:
+        found["project"] = rawrows.instance(Project, "p", row, 6)
+        found["project"].current_role = row[5]
+    return found
 
 
 @cache

@@ -116,3 +116,16 @@ def test_api_submit_checks_the_task_before_the_body(api_client_for, admin_user, 
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json() == again.json()
     assert ReviewTask.objects.get(pk=task.pk).status == "done"
+
+
+def test_api_next_checks_membership_before_the_mode(api_client_for, admin_user, people, outsider):
+    ann = people[0]
+    project = queue_project(admin=admin_user, annotators=[ann], overlap=1)
+    items_with_candidates(project, 1, texts=("A.",))
+    url = f"/api/v1/projects/{project.pk}/tasks/next/"
+    assert api_client_for(outsider).get(url + "?mode=bogus").status_code == 404
+    assert api_client_for(ann).get("/api/v1/projects/999999999/tasks/next/?mode=rate").status_code == 404
+    response = api_client_for(ann).get(url + "?mode=bogus")
+    assert response.status_code == 400 and "rate" in response.json()["error"]["message"]
+    body = api_client_for(ann).get(url + "?mode=rate").json()
+    assert body["id"] == tasks_of(project, "rate")[0].pk and body["project"] == project.pk
