@@ -199,23 +199,20 @@ def _claim_query(
             where += ["t.annotation_count = 0", f"t.overlap > {leases}"]
             params += [now, user_id]
         if started and not skipped:
-            # The started tasks this user did not answer, in queue order: an index-only walk of
-            # task_queue_started with the hashed anti-join, fenced (OFFSET 0) so the checks that
-            # read the task row run only on the tasks that survive it.
+            # The user's own answers leave the walk through one hashed anti-join (their answers on
+            # task ids between the first and last started task: one range of the (annotator, task)
+            # index) instead of one probe per task; the lease count, costlier, runs only on the
+            # tasks that pass it.
             bound = (
                 f"(SELECT {{}}(f.id) FROM {t['task']} f WHERE f.project_id = %s AND f.mode = %s"
                 f" AND f.status = {open_} AND f.annotation_count > 0)"
             )
-            fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
-            source = (
-                f"(SELECT y.id, y.priority FROM {t['task']} y WHERE y.project_id = %s AND y.mode = %s"
-                f" AND y.status = {open_} AND y.annotation_count > 0 AND y.id NOT IN (SELECT a.task_id"
-                f" FROM {t['annotation']} a WHERE a.annotator_id = %s AND a.task_id BETWEEN"
-                f" {bound.format('MIN')} AND {bound.format('MAX')}) ORDER BY y.priority, y.id {fence}) y"
-                f" JOIN {t['task']} t ON t.id = y.id"
+            where.insert(
+                4,
+                f"t.id NOT IN (SELECT a.task_id FROM {t['annotation']} a WHERE a.annotator_id = %s"
+                f" AND a.task_id BETWEEN {bound.format('MIN')} AND {bound.format('MAX')})",
             )
-            source_params = [project_id, mode, user_id, *([project_id, mode] * 2)]
-            order = "y.priority, y.id"
+            params[2:2] = [user_id, *([project_id, mode] * 2)]
         elif started:
             # Skipped tasks: a walk over this user's few skips; the probe per task is cheap there.
             where.append(
