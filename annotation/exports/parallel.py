@@ -46,13 +46,19 @@ _PROGRESS = struct.Struct("qq")  # the helper's items and rows so far
 
 def parallel_split(project: Project, spec: ExportSpec, total: int, *, snapshot: bool) -> int | None:
     """The last item id of the parent's half when this export runs in two processes, else None:
-    PostgreSQL inside the export's own read snapshot, a JSONL or Parquet file, at least
-    SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS items (below that the fork costs more than it saves), and
-    more than one core."""
+    PostgreSQL inside the export's own read snapshot, a file type in
+    SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES, at least SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS items (below
+    that the fork costs more than it saves), and more than one core.
+
+    Parquet is left out by default: the helper's own memory (about 45 MB: its heap and the pages
+    it copies from the parent) on top of the export process's 185 MB would pass the 200 MB an
+    export may take; JSONL stays under it (about 150 + 40 MB)."""
     least = getattr(settings, "SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS", 20_000)
+    file_types = getattr(settings, "SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES", ("jsonl",))
     if (
         not snapshot
         or connection.vendor != "postgresql"
+        or spec.file_type not in file_types
         or spec.file_type not in PART_WRITERS
         or total < max(least, 2)
         or (os.cpu_count() or 1) < 2

@@ -23,6 +23,7 @@ BUILDERS = {"instruction": instruction_project, "sentiment": sentiment_project}
 
 def run(project, user, format, file_type, settings, *, least, filters=None):
     settings.SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS = least
+    settings.SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES = ("jsonl", "parquet")
     parallel.LAST_HELPER.clear()
     export = Export.objects.create(
         project=project,
@@ -131,6 +132,20 @@ def test_both_processes_read_the_snapshot_the_export_started_with(
 class FailingPart(writers.JsonlWriter):
     def write(self, row):
         raise OSError("disk full")
+
+
+def test_parquet_runs_in_one_process_unless_asked(admin_user, make_user, settings):
+    """By default only JSONL exports fork a helper (see parallel_split: memory)."""
+    project, _ = instruction_project(admin_user, make_user)
+    more_items(project, admin_user, make_user, 6)
+    settings.SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS = 2
+    for file_type, forks in (("parquet", False), ("jsonl", True)):
+        parallel.LAST_HELPER.clear()
+        export = Export.objects.create(
+            project=project, format="dpo", file_type=file_type, created_by=admin_user
+        )
+        assert export_run(export_id=export.pk).status == "succeeded"
+        assert bool(parallel.LAST_HELPER) is forks
 
 
 def test_a_failing_helper_fails_the_export_and_leaves_no_file(admin_user, make_user, settings, monkeypatch):
