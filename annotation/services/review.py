@@ -824,6 +824,23 @@ def _submit_locked(
     """The submit once the task row is locked (``locked``; ``task`` is the caller's instance, told
     the new count and status): the checks on a fresh snapshot, then the writes."""
     now = timezone.now()
+    if connection.vendor == "postgresql" and locked.mode != ReviewMode.EDIT:
+        # The usual submit (a new client_id, a first answer, an unexpired lease): its checks and
+        # all its writes are one statement. Anything else writes nothing there and takes the
+        # path below, which says what went wrong or what to do.
+        annotation = _annotation_new(
+            locked=locked,
+            user=user,
+            clean=clean,
+            columns=columns,
+            client_id=client_id,
+            duration_ms=duration_ms,
+        )
+        before = locked.annotation_count, locked.status, locked.completed_at
+        _count_up(locked, now)
+        if _submit_write(annotation=annotation, task=locked, now=now, guarded=True):
+            return _submit_done(annotation=annotation, locked=locked, task=task)
+        locked.annotation_count, locked.status, locked.completed_at = before
     same_client, answered, shown_at, lease_active = _submit_state(
         task_id=locked.pk, user_id=user.pk, client_id=client_id, now=now
     )
@@ -864,7 +881,31 @@ def _submit_locked(
             provenance={"source": "human", "task": locked.pk, "annotator": user.get_username()},
         )
         clean["candidate"] = result_candidate.pk
-    annotation = Annotation(
+    annotation = _annotation_new(
+        locked=locked,
+        user=user,
+        clean=clean,
+        columns=columns,
+        client_id=client_id,
+        duration_ms=duration_ms,
+        result_candidate=result_candidate,
+    )
+    _count_up(locked, now)
+    if connection.vendor == "postgresql":
+        _submit_write(annotation=annotation, task=locked, now=now)
+    else:
+        annotation.save(force_insert=True)
+        _task_count_save(locked)
+        _lease_and_draft_clear(task_id=locked.pk, user_id=user.pk, now=now)
+        if locked.status == TaskStatus.DONE:
+            _item_status_update(item_id=locked.item_id)
+    return _submit_done(annotation=annotation, locked=locked, task=task)
+
+
+def _annotation_new(
+    *, locked: ReviewTask, user, clean: dict, columns: dict, client_id, duration_ms, result_candidate=None
+) -> Annotation:
+    return Annotation(
         task=locked,
         annotator=user,
         mode=locked.mode,
@@ -874,17 +915,16 @@ def _submit_locked(
         result_candidate=result_candidate,
         **columns,
     )
-    locked.annotation_count += 1
-    if locked.annotation_count >= locked.overlap:
-        locked.status, locked.completed_at = TaskStatus.DONE, now
-    if connection.vendor == "postgresql":
-        _submit_write(annotation=annotation, task=locked, now=now)
-    else:
-        annotation.save(force_insert=True)
-        _task_count_save(locked)
-        _lease_and_draft_clear(task_id=locked.pk, user_id=user.pk, now=now)
-        if locked.status == TaskStatus.DONE:
-            _item_status_update(item_id=locked.item_id)
+
+
+def _count_up(task: ReviewTask, now) -> None:
+    task.annotation_count += 1
+    if task.annotation_count >= task.overlap:
+        task.status, task.completed_at = TaskStatus.DONE, now
+
+
+def _submit_done(*, annotation: Annotation, locked: ReviewTask, task: ReviewTask) -> tuple[Annotation, bool]:
+    """After the writes: the quality hooks (webhooks, gold check) and the queue event, on commit."""
     if quality := _quality():
         quality.annotation_recorded(annotation=annotation, task_completed=locked.status == TaskStatus.DONE)
     _after_commit_notify(locked.project_id)
@@ -945,27 +985,56 @@ def _submit_state(*, task_id: int, user_id: int, client_id: uuid.UUID, now) -> t
     return same_client, answered, shown_at, bool(active)
 
 
-def _submit_write(*, annotation: Annotation, task: ReviewTask, now) -> None:
-    """PostgreSQL: everything a submit writes, in one statement: the annotation (its id and
-    created_at set on ``annotation``), the task's count and status, the used lease and this
+def _submit_write(*, annotation: Annotation, task: ReviewTask, now, guarded: bool = False) -> bool:
+    """PostgreSQL: everything a submit writes, in one statement: the annotation (its id, created_at
+    and duration_ms set on ``annotation``), the task's count and status, the used lease and this
     user's long-expired ones, the draft, and the item's status when the task is done. The
     statements of a WITH see the rows as they were before it, so the item's check for other open
-    tasks leaves this task out."""
+    tasks leaves this task out.
+
+    ``guarded``: only if the annotation's client_id is new, the user has not answered the task and
+    holds an unexpired lease on it (checked in this statement, after the task's row lock; the
+    duration, when not sent, runs from the lease's start); answers whether it wrote anything.
+    """
     t = _tables()
+    adapt = connection.ops.adapt_datetimefield_value
+    user_id = annotation.annotator_id
     fields = [f for f in Annotation._meta.concrete_fields if not f.primary_key]
     values = [f.get_db_prep_save(f.pre_save(annotation, True), connection) for f in fields]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    adapt = connection.ops.adapt_datetimefield_value
-    sql = (
-        f"WITH ins AS (INSERT INTO {t['annotation']} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-        " RETURNING id),"
-        f" upd AS (UPDATE {t['task']} SET annotation_count = %s, status = %s, completed_at = %s WHERE id = %s),"
-        f" gone AS (DELETE FROM {t['lease']} WHERE user_id = %s AND (task_id = %s OR expires_at <= %s)),"
-        f" draft AS (DELETE FROM {t['draft']} WHERE task_id = %s AND user_id = %s)"
+    if guarded:
+        at = [f.attname for f in fields].index("duration_ms")
+        given = values[at]
+        select = ["%s"] * len(fields)
+        select[at] = (
+            f"COALESCE(%s::integer, LEAST(FLOOR(EXTRACT(EPOCH FROM (%s - ok.created_at)) * 1000)::integer, {MAX_DURATION_MS}))"
+        )
+        values[at : at + 1] = [given, adapt(now)]
+        client_id = Annotation._meta.get_field("client_id").get_db_prep_value(
+            annotation.client_id, connection
+        )
+        sql = (
+            f"WITH ok AS (SELECT l.created_at FROM {t['lease']} l WHERE l.task_id = %s AND l.user_id = %s"
+            f" AND l.expires_at > %s AND NOT EXISTS (SELECT 1 FROM {t['annotation']} a WHERE a.client_id = %s)"
+            f" AND NOT EXISTS (SELECT 1 FROM {t['annotation']} a WHERE a.task_id = %s AND a.annotator_id = %s)),"
+            f" ins AS (INSERT INTO {t['annotation']} ({columns}) SELECT {', '.join(select)} FROM ok"
+            " RETURNING id, duration_ms),"
+        )
+        params = [task.pk, user_id, adapt(now), client_id, task.pk, user_id, *values]
+        gate = " AND EXISTS (SELECT 1 FROM ok)"
+    else:
+        sql = (
+            f"WITH ins AS (INSERT INTO {t['annotation']} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+            " RETURNING id, duration_ms),"
+        )
+        params = list(values)
+        gate = ""
+    sql += (
+        f" upd AS (UPDATE {t['task']} SET annotation_count = %s, status = %s, completed_at = %s WHERE id = %s{gate}),"
+        f" gone AS (DELETE FROM {t['lease']} WHERE user_id = %s AND (task_id = %s OR expires_at <= %s){gate}),"
+        f" draft AS (DELETE FROM {t['draft']} WHERE task_id = %s AND user_id = %s{gate})"
     )
-    user_id = annotation.annotator_id
-    params = [
-        *values,
+    params += [
         task.annotation_count,
         task.status,
         adapt(task.completed_at),
@@ -980,7 +1049,7 @@ def _submit_write(*, annotation: Annotation, task: ReviewTask, now) -> None:
         sql += (
             f", item AS (UPDATE {t['item']} SET status = CASE WHEN EXISTS (SELECT 1 FROM {t['task']} o"
             f" WHERE o.item_id = %s AND o.status = '{TaskStatus.OPEN.value}' AND o.id <> %s) THEN %s ELSE %s END"
-            " WHERE id = %s)"
+            f" WHERE id = %s{gate})"
         )
         params += [
             task.item_id,
@@ -990,9 +1059,13 @@ def _submit_write(*, annotation: Annotation, task: ReviewTask, now) -> None:
             task.item_id,
         ]
     with prepared.cursor() as cursor:
-        cursor.execute(f"{sql} SELECT id FROM ins", params)
-        annotation.pk = cursor.fetchone()[0]
+        cursor.execute(f"{sql} SELECT id, duration_ms FROM ins", params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    annotation.pk, annotation.duration_ms = row
     annotation._state.adding, annotation._state.db = False, connection.alias
+    return True
 
 
 def _lease_and_draft_clear(*, task_id: int, user_id: int, now) -> None:
