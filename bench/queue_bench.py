@@ -2,7 +2,7 @@
 that no slot was handed out twice.
 
     python bench/queue_bench.py
-    python bench/queue_bench.py --sizes 10000 100000 --annotators 1 10 50 --workers 4 --overlap 2
+    python bench/queue_bench.py --sizes 10000 100000 --annotators 1 10 50 --workers 3 --client-processes 4
     python bench/queue_bench.py --redis redis://127.0.0.1:6379/3     # Channels events through Redis
 
 What it does:
