@@ -21,6 +21,7 @@ import mmap
 import os
 import re
 import resource
+import select
 import signal
 import struct
 import traceback
@@ -114,6 +115,11 @@ def export_parallel(
         report = None if on_progress is None else (lambda _: on_progress(_Tallies(ctx, shared)))
         for row in export_rows(project, spec, ctx, on_progress=report, ids=(None, split_id)):
             writer.write(row)
+        # Wait for the helper's answer, still reporting progress (its rows, and the heartbeat a
+        # stale-run takeover looks at) while it finishes its half.
+        while not select.select([read_end], [], [], 0.5)[0]:
+            if report is not None:
+                report(ctx)
         with os.fdopen(read_end, "rb") as answer:
             read_end = None
             message = answer.read()

@@ -3,6 +3,7 @@ process keeps the first half of the items and a forked helper exports the second
 same snapshot. The file (its rows, their order), the counts and the message must be those of a
 one-process export; a helper that fails fails the export and leaves no file behind."""
 
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from annotation.exports import parallel, writers
 from annotation.models import Export, Role
+from annotation.services import exports as export_services
 from annotation.services.exports import export_run
 
 from .export_helpers import Builder, export_path, instruction_project, sentiment_project
@@ -127,6 +129,34 @@ def test_both_processes_read_the_snapshot_the_export_started_with(
     monkeypatch.undo()
     after, _ = run(project, admin_user, "dpo", "jsonl", settings, least=2)
     assert content(after) != content(before), "the flipped votes count in the next export"
+
+
+class SlowPart(writers.JsonlWriter):
+    def close(self, *, card=""):
+        time.sleep(2.0)
+        super().close(card=card)
+
+
+def test_progress_goes_on_while_the_helper_finishes(admin_user, make_user, settings, monkeypatch):
+    """The export's process reports the helper's progress (and so keeps the heartbeat fresh) while
+    it waits for the helper's half."""
+    project, _ = instruction_project(admin_user, make_user)
+    more_items(project, admin_user, make_user, 6)
+    monkeypatch.setitem(writers.PART_WRITERS, "jsonl", SlowPart)
+    seen = []
+    original = export_services._Progress.__call__
+
+    def record(self, ctx):
+        seen.append((type(ctx).__name__, ctx.items, ctx.rows))
+        original(self, ctx)
+
+    monkeypatch.setattr(export_services._Progress, "__call__", record)
+    export, forked = run(project, admin_user, "dpo", "jsonl", settings, least=2)
+    assert forked
+    total = export.progress_total
+    waiting = [s for s in seen if s[0] == "_Tallies" and s[1] == total]
+    assert len(waiting) >= 2, seen  # about every 0.5 s of the 2 s wait
+    assert waiting[-1][2] == export.row_count
 
 
 class FailingPart(writers.JsonlWriter):
