@@ -2,7 +2,7 @@
 
 from django import forms
 
-from ..models import Project
+from ..models import Project, TaskType
 from .rows import FORMATS
 from .selectors import candidate_models, candidate_recipes
 from .spec import ARCHIVES, FILE_TYPES, FILTER_KEYS, PAIR_RULES, member_usernames
@@ -85,12 +85,20 @@ class ExportForm(forms.Form):
         required=False,
         label="Rating agreement",
     )
+    rationales = forms.BooleanField(
+        required=False,
+        label="Rationales (labels)",
+        help_text="Labels format: add a rationale column, the reasoning that leads to each label.",
+    )
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["annotators"].choices = [(u, u) for u in member_usernames(project)]
         self.fields["models"].choices = [(m, m) for m in candidate_models(project=project)]
         self.fields["recipes"].choices = [(r, r) for r in candidate_recipes(project=project)]
+        if project.task_type != TaskType.CLASSIFICATION:
+            # The API takes rationales only for labels exports of classification projects.
+            del self.fields["rationales"]
 
     FIELDSETS = (
         ("", ("format", "file_type", "archive")),
@@ -118,12 +126,15 @@ class ExportForm(forms.Form):
                 "kto_desirable_min",
                 "kto_undesirable_max",
                 "rating_agreement",
+                "rationales",
             ),
         ),
     )
 
     def fieldsets(self):
-        return [(title, [self[name] for name in names]) for title, names in self.FIELDSETS]
+        return [
+            (title, [self[name] for name in names if name in self.fields]) for title, names in self.FIELDSETS
+        ]
 
     def columns(self):
         """Format and filters on the left; options, then the row count, on the right."""
@@ -145,11 +156,15 @@ class ExportForm(forms.Form):
             "kto_desirable_min": data.get("kto_desirable_min"),
             "kto_undesirable_max": data.get("kto_undesirable_max"),
             "rating_agreement": data.get("rating_agreement") or None,
+            "rationales": data.get("rationales") or None,
         }
         fmt = FORMATS[data["format"]]
         if not fmt.pairs:
             for key in ("rules", "rating_pairs", "min_rating_gap"):
                 options.pop(key)
+        if data["format"] != "labels":
+            # Ticked, then another format chosen: dropped like the other formats' options.
+            options.pop("rationales")
         if data["format"] != "kto":
             options.pop("kto_desirable_min")
             options.pop("kto_undesirable_max")

@@ -137,3 +137,54 @@ def test_an_unfinished_export_cannot_be_downloaded_yet(project, admin_user):
         f"/projects/{project.pk}/exports/{export.pk}/download/", follow=True
     )
     assert "download it once it has succeeded" in response.content.decode()
+
+
+@pytest.fixture
+def rationale_project(admin_user, make_user):
+    """One item whose model rationale agrees with the reviewer's label (see test_export_recipes)."""
+    from .export_helpers import Builder
+    from .test_export_recipes import recipe_cand, sentiment
+
+    project = sentiment(admin_user)
+    b = Builder(project, make_user, annotators=1)
+    item = b.item("I loved every minute.", external_id="g1")
+    cand = recipe_cand(
+        item, "Loving every minute is praise.", label="positive", recipe="rationale", scores={}
+    )
+    b.label(item, [{"labels": ["positive"]}], suggestion=cand)
+    return project
+
+
+def test_the_rationales_option_runs_from_the_page_for_labels_exports(rationale_project, admin_user):
+    from .export_helpers import export_path, read_jsonl
+
+    project, client = rationale_project, client_for(admin_user)
+    html = client.get(f"/projects/{project.pk}/exports/").content.decode()
+    assert 'name="rationales"' in html and "add a rationale column" in html
+    ticked = form_data(format="labels", rationales="on")
+    preview = client.post(f"/projects/{project.pk}/exports/preview/", ticked, **HTMX).content.decode()
+    assert '<strong class="preview-rows">1</strong> rows' in preview and 'class="error"' not in preview
+
+    response = client.post(f"/projects/{project.pk}/exports/", ticked)
+    export = Export.objects.get()
+    assert response.status_code == 302 and export.options["rationales"] is True
+    export_run_task(export.pk)
+    export.refresh_from_db()
+    (row,) = read_jsonl(export_path(export))
+    assert (row["label"], row["rationale"]) == ("positive", "Loving every minute is praise.")
+
+    client.post(f"/projects/{project.pk}/exports/", form_data(format="labels"))
+    unticked = Export.objects.exclude(pk=export.pk).get()
+    assert "rationales" not in unticked.options
+    export_run_task(unticked.pk)
+    unticked.refresh_from_db()
+    (row,) = read_jsonl(export_path(unticked))
+    assert "rationale" not in row
+
+
+def test_the_rationales_option_is_only_offered_where_it_applies(project, admin_user):
+    # Not a classification project: no checkbox, and a stray value posted anyway is ignored.
+    client = client_for(admin_user)
+    assert 'name="rationales"' not in client.get(f"/projects/{project.pk}/exports/").content.decode()
+    client.post(f"/projects/{project.pk}/exports/", form_data(format="sft", rationales="on"))
+    assert "rationales" not in Export.objects.get().options
