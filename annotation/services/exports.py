@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from functools import partial
@@ -346,3 +347,25 @@ def export_progress_send(*, export_id: int) -> None:
         async_to_sync(layer.group_send)(f"export-{export_id}", export_progress_event(export))
     except Exception:
         logger.warning("could not send progress of export %s", export_id, exc_info=True)
+
+
+def export_files_discard(*, file_path: str = "", project_id: int | None = None) -> None:
+    """Removes a deleted export's file, or a deleted project's whole export folder; called after
+    the deleting transaction commits (see annotation/signals.py). The rows are gone by then, so a
+    file that is already missing is fine and one that cannot be removed is only logged."""
+    root = Path(settings.EXPORT_DIR).resolve()
+    if project_id is not None:
+        target = root / str(int(project_id))
+    elif file_path:
+        target = (root / file_path).resolve()
+    else:
+        return
+    if root not in target.parents:  # never outside EXPORT_DIR, whatever file_path says
+        return
+    try:
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+    except OSError:
+        logger.exception("could not remove %s of a deleted export", target)
