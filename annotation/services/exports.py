@@ -225,7 +225,8 @@ class _Progress:
 
 def export_run(*, export_id: int) -> Export | None:
     """Runs a queued export to its file. Safe to call twice: a second call finds it claimed or
-    finished and does nothing. Answers the export, or None when there was nothing to do."""
+    finished and does nothing. Answers the export, or None when there was nothing to do (or the
+    export was deleted while it ran)."""
     export = _export_claim(export_id)
     if export is None:
         return None
@@ -281,7 +282,7 @@ def export_run(*, export_id: int) -> Export | None:
             else _empty_message(project, spec, counts)
         )
         with transaction.atomic():
-            Export.objects.filter(pk=export.pk).update(
+            stored = Export.objects.filter(pk=export.pk).update(
                 status=ExportStatus.SUCCEEDED,
                 row_count=ctx.rows,
                 counts=counts,
@@ -291,6 +292,12 @@ def export_run(*, export_id: int) -> Export | None:
                 file_path=str(final.relative_to(Path(settings.EXPORT_DIR))),
                 finished_at=timezone.now(),
             )
+            if not stored:
+                # The export (or its project) was deleted while it ran: no row will ever name
+                # the file, so it goes too.
+                relative = str(final.relative_to(Path(settings.EXPORT_DIR)))
+                transaction.on_commit(partial(export_files_discard, file_path=relative))
+                return None
             _webhook_emit(export.pk)
             transaction.on_commit(partial(export_progress_send, export_id=export.pk))
     except Exception as exc:
@@ -301,7 +308,7 @@ def export_run(*, export_id: int) -> Export | None:
             status=ExportStatus.FAILED, message=f"The export failed: {exc}", finished_at=timezone.now()
         )
         export_progress_send(export_id=export.pk)
-    return Export.objects.get(pk=export.pk)
+    return Export.objects.filter(pk=export.pk).first()
 
 
 def _webhook_emit(export_id: int) -> None:

@@ -91,3 +91,24 @@ def test_a_missing_or_stuck_file_does_not_undo_the_delete(
         stuck.delete()
     assert not Export.objects.filter(pk=stuck.pk).exists()  # the delete stands
     assert export_path(stuck).is_file() and "could not remove" in caplog.text
+
+
+def test_an_export_deleted_while_it_runs_leaves_no_file(
+    two_projects, admin_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    from annotation.services import exports
+
+    mine, _ = two_projects
+    export = exports.export_create(project=mine, user=admin_user, format="labels", file_type="jsonl")
+    card = exports.dataset_card
+
+    def delete_then_card(**kwargs):
+        Export.objects.filter(pk=export.pk).delete()  # someone deletes it in the admin meanwhile
+        return card(**kwargs)
+
+    monkeypatch.setattr(exports, "dataset_card", delete_then_card)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert exports.export_run(export_id=export.pk) is None
+    folder = Path(settings.EXPORT_DIR) / str(mine.pk)
+    assert not Export.objects.filter(pk=export.pk).exists()
+    assert not folder.exists() or list(folder.iterdir()) == []
