@@ -217,6 +217,11 @@ class TaskStatus(models.TextChoices):
     DONE = "done", "Done"
 
 
+# Open tasks nobody answered yet, and open tasks with some answers: the review queue's two walks.
+OPEN_FRESH = Q(status=TaskStatus.OPEN, annotation_count=0)
+OPEN_STARTED = Q(status=TaskStatus.OPEN, annotation_count__gt=0)
+
+
 class ReviewTask(models.Model):
     """One question put to `overlap` different reviewers about one item.
 
@@ -259,7 +264,21 @@ class ReviewTask(models.Model):
                 name="task_compare_has_two_candidates",
             ),
         ]
-        indexes = [models.Index(fields=["project", "mode", "status", "priority", "id"], name="task_queue")]
+        indexes = [
+            models.Index(fields=["project", "mode", "status", "priority", "id"], name="task_queue"),
+            # The claim's walks (services/review.py, _claim_query): open tasks nobody answered yet,
+            # in queue order, so the first walk never passes over tasks this annotator answered;
+            # open tasks with some answers (what overlap leaves open), in queue order and by id.
+            models.Index(
+                fields=["project", "mode", "priority", "id"], condition=OPEN_FRESH, name="task_queue_fresh"
+            ),
+            models.Index(
+                fields=["project", "mode", "priority", "id"],
+                condition=OPEN_STARTED,
+                name="task_queue_started",
+            ),
+            models.Index(fields=["project", "mode", "id"], condition=OPEN_STARTED, name="task_started_by_id"),
+        ]
 
     def __str__(self):
         return f"{self.mode} task {self.pk}"
@@ -332,6 +351,9 @@ class Annotation(models.Model):
                 condition=~Q(mode="compare") | Q(choice__isnull=False), name="annotation_compare_has_choice"
             ),
         ]
+        # An annotator's answers by task id: the claim reads them as one range for its hashed
+        # anti-join instead of probing (task, annotator) once per task.
+        indexes = [models.Index(fields=["annotator", "task"], name="annotation_annotator_task")]
 
     def __str__(self):
         return f"annotation {self.pk} on task {self.task_id}"

@@ -1,8 +1,4 @@
-"""Indexes for the review queue's claim (services/review.py, _claim_query).
-
-Written as SQL (same statements on PostgreSQL and SQLite) rather than in the models' Meta: partial
-indexes whose predicate is part of the claim's WHERE clause, so the planner walks only the tasks
-that can match.
+"""Indexes for the review queue's claim (services/review.py, _claim_query), declared on the models.
 
 - task_queue_fresh: open tasks nobody answered yet, in queue order. The claim's first walk stops at
   the first one with a free slot, however many tasks this annotator already answered.
@@ -13,26 +9,43 @@ that can match.
   hashed anti-join instead of one probe per task.
 """
 
-from django.db import migrations
-
-INDEXES = {
-    "task_queue_fresh": (
-        "annotation_reviewtask (project_id, mode, priority, id) WHERE status = 'open' AND annotation_count = 0"
-    ),
-    "task_queue_started": (
-        "annotation_reviewtask (project_id, mode, priority, id) WHERE status = 'open' AND annotation_count > 0"
-    ),
-    "task_started_by_id": (
-        "annotation_reviewtask (project_id, mode, id) WHERE status = 'open' AND annotation_count > 0"
-    ),
-    "annotation_annotator_task": "annotation_annotation (annotator_id, task_id)",
-}
+from django.conf import settings
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("annotation", "0002_team_quality")]
+    dependencies = [
+        ("annotation", "0002_team_quality"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
 
     operations = [
-        migrations.RunSQL(f"CREATE INDEX {name} ON {definition}", f"DROP INDEX IF EXISTS {name}")
-        for name, definition in INDEXES.items()
+        migrations.AddIndex(
+            model_name="annotation",
+            index=models.Index(fields=["annotator", "task"], name="annotation_annotator_task"),
+        ),
+        migrations.AddIndex(
+            model_name="reviewtask",
+            index=models.Index(
+                condition=models.Q(("annotation_count", 0), ("status", "open")),
+                fields=["project", "mode", "priority", "id"],
+                name="task_queue_fresh",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="reviewtask",
+            index=models.Index(
+                condition=models.Q(("annotation_count__gt", 0), ("status", "open")),
+                fields=["project", "mode", "priority", "id"],
+                name="task_queue_started",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="reviewtask",
+            index=models.Index(
+                condition=models.Q(("annotation_count__gt", 0), ("status", "open")),
+                fields=["project", "mode", "id"],
+                name="task_started_by_id",
+            ),
+        ),
     ]
