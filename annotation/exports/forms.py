@@ -5,13 +5,18 @@ from django import forms
 from ..models import Project, TaskType
 from .rows import FORMATS
 from .selectors import candidate_models, candidate_recipes
-from .spec import ARCHIVES, FILE_TYPES, FILTER_KEYS, PAIR_RULES, member_usernames
+from .spec import ARCHIVES, FILE_TYPES, FILTER_KEYS, OPTION_KEYS, PAIR_RULES, member_usernames
 
 FILE_TYPE_LABELS = {
     "jsonl": "JSONL",
     "parquet": "Parquet",
     "hf": "Hugging Face datasets folder (save_to_disk), packed",
 }
+
+# What the API takes that the page does not offer among its filters and options: the split follows
+# the format (train, or eval for the eval format), the archive sits with the file type, and the
+# pairing seed is left to the API.
+NOT_ON_PAGE = ("split", "archive", "seed")
 
 
 class ExportForm(forms.Form):
@@ -100,35 +105,12 @@ class ExportForm(forms.Form):
             # The API takes rationales only for labels exports of classification projects.
             del self.fields["rationales"]
 
+    # The filters and options come from the API's own lists (spec.py), so the page offers what the
+    # API takes, except NOT_ON_PAGE.
     FIELDSETS = (
         ("", ("format", "file_type", "archive")),
-        (
-            "Filters",
-            (
-                "completed_only",
-                "min_agreement",
-                "min_rating",
-                "date_from",
-                "date_to",
-                "annotators",
-                "models",
-                "recipes",
-            ),
-        ),
-        (
-            "Options",
-            (
-                "bare",
-                "rules",
-                "rating_pairs",
-                "min_rating_gap",
-                "min_vote_margin",
-                "kto_desirable_min",
-                "kto_undesirable_max",
-                "rating_agreement",
-                "rationales",
-            ),
-        ),
+        ("Filters", tuple(key for key in FILTER_KEYS if key not in NOT_ON_PAGE)),
+        ("Options", tuple(key for key in OPTION_KEYS if key not in NOT_ON_PAGE)),
     )
 
     def fieldsets(self):

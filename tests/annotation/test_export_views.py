@@ -188,3 +188,14 @@ def test_the_rationales_option_is_only_offered_where_it_applies(project, admin_u
     assert 'name="rationales"' not in client.get(f"/projects/{project.pk}/exports/").content.decode()
     client.post(f"/projects/{project.pk}/exports/", form_data(format="sft", rationales="on"))
     assert "rationales" not in Export.objects.get().options
+
+
+def test_the_export_page_offers_every_filter_and_option_the_api_takes():
+    # A key added to the API's lists without a field on the page would otherwise be left out
+    # silently (as the rationales option once was).
+    from annotation.exports.forms import NOT_ON_PAGE, ExportForm
+    from annotation.exports.spec import FILTER_KEYS, OPTION_KEYS
+
+    on_page = {name for _, names in ExportForm.FIELDSETS for name in names}
+    assert on_page == set(ExportForm.base_fields)
+    assert set(FILTER_KEYS) | set(OPTION_KEYS) <= on_page | set(NOT_ON_PAGE)
