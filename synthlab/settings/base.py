@@ -2,6 +2,7 @@
 a filesystem broker and the in-memory channel layer; production sets both URLs."""
 
 import secrets
+import sys
 
 import dj_database_url
 
@@ -28,7 +29,6 @@ ALLOWED_HOSTS = ENV.allowed_hosts
 CSRF_TRUSTED_ORIGINS = ENV.csrf_trusted_origins
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -44,6 +44,11 @@ INSTALLED_APPS = [
     "annotation",
     "generation",
 ]
+
+if sys.argv[1:2] == ["runserver"]:
+    # Daphne's runserver serves the websockets in development. Only there: as an app it imports
+    # Twisted into every process (uvicorn and Celery workers, export helpers), 25 MB of memory each.
+    INSTALLED_APPS.insert(0, "daphne")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
