@@ -810,8 +810,10 @@ def _with_counts(task_rows: list[tuple], answered, counts: dict, no_answers: tup
 
 # Items are read this many at a time: each query below covers one range of item ids, so every
 # sort and aggregate the database does is small (in memory, no spill to disk) and starts answering
-# at once, and the client holds one chunk of rows, whatever the project's size.
-CHUNK_ITEMS = 2000
+# at once, and the client holds one chunk of rows, whatever the project's size (three at most with
+# the reader's one ahead: 1,000 items keep a two-process Parquet export under its 200 MB, where
+# 2,000 took 205 MB, at the same speed).
+CHUNK_ITEMS = 1000
 
 
 def item_records(

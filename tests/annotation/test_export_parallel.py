@@ -164,12 +164,24 @@ class FailingPart(writers.JsonlWriter):
         raise OSError("disk full")
 
 
-def test_parquet_runs_in_one_process_unless_asked(admin_user, make_user, settings):
-    """By default only JSONL exports fork a helper (see parallel_split: memory)."""
+@pytest.mark.parametrize(
+    "file_types, forking",
+    [
+        (None, {"jsonl": True, "parquet": True, "hf": False}),  # the default
+        (("jsonl",), {"jsonl": True, "parquet": False}),
+    ],
+)
+def test_which_file_types_run_in_two_processes(admin_user, make_user, settings, file_types, forking):
+    """JSONL and Parquet fork a helper unless the setting says otherwise; a datasets folder never
+    does (it has no part writer)."""
     project, _ = instruction_project(admin_user, make_user)
     more_items(project, admin_user, make_user, 6)
     settings.SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS = 2
-    for file_type, forks in (("parquet", False), ("jsonl", True)):
+    if file_types is None:
+        del settings.SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES
+    else:
+        settings.SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES = file_types
+    for file_type, forks in forking.items():
         parallel.LAST_HELPER.clear()
         export = Export.objects.create(
             project=project, format="dpo", file_type=file_type, created_by=admin_user
