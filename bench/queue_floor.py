@@ -11,7 +11,10 @@ by views that do no queue work (bench/queue_floor_urls.py), one server per kind:
 - django: a plain Django view, no database;
 - query: a plain Django view that makes the one indexed query every API request makes before its own
   work (the caller's token and user);
-- drf: REST framework views with the API's token authentication and JSON rendering (that same query).
+- drf: REST framework views with the API's token authentication and JSON rendering (that same query);
+- queue: for comparison, the real queue (SynthLab's own URLs) on a fresh project of --tasks rate
+  tasks per run, overlap 2, verified as queue_bench verifies it; so the floors and the queue are
+  measured in one window (this machine's speed moves by about 1.5x between moments).
 
 The same annotator clients as queue_bench (keep-alive HTTP, GET next then POST an answer, in a loop,
 spread over client processes) drive 1, 10 and 50 annotators, and it prints next/submit latency
@@ -35,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import queue_bench as qb  # noqa: E402
 
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/synthlab_bench_queue_floor"
-KINDS = ("django", "query", "drf")
+KINDS = ("django", "query", "drf", "queue")
 
 
 def parse_args():
@@ -44,21 +47,36 @@ def parse_args():
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--annotators", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--answers", type=int, default=2000, help="answers per run")
+    parser.add_argument("--tasks", type=int, default=10_000, help="tasks in each of the queue's projects")
     parser.add_argument("--workers", type=int, default=3, help="uvicorn worker processes")
     parser.add_argument("--client-processes", type=int, default=4)
     return parser.parse_args()
 
 
-def measure(kind: str, env: dict, tokens: list[str], args) -> list[dict]:
-    env = {**env, "QUEUE_FLOOR": kind}
-    server, port = qb.server_start(env, args.workers)
+def measure(kind: str, env: dict, people, args) -> list[dict]:
+    admin, annotators_all = people
+    tokens = [token for _, token in annotators_all]
+    real = kind == "queue"
+    if real:
+        env = {**env, "DJANGO_SETTINGS_MODULE": "synthlab.settings.base"}
+    server, port = qb.server_start({**env, "QUEUE_FLOOR": kind}, args.workers)
     rows = []
-    try:
-        qb.Run(port=port, project_id=1, tokens=tokens, quota=300).go(
-            min(20, len(tokens)), args.client_processes
+
+    def project(size: int, overlap: int, label: str):
+        # The floors ignore the project; the queue gets a fresh one per run, as in queue_bench.
+        if not real:
+            return None
+        return qb.project_load(
+            admin=admin, annotators=annotators_all, size=size, overlap=overlap, label=label
         )
+
+    try:
+        warm = project(500, 1, "floor warm-up")
+        warm_run = qb.Run(port=port, project_id=warm.pk if warm else 1, tokens=tokens, quota=300)
+        warm_run.go(min(20, len(tokens)), args.client_processes)
         for annotators in args.annotators:
-            run = qb.Run(port=port, project_id=1, tokens=tokens, quota=args.answers)
+            loaded = project(args.tasks, 2, f"floor {annotators}")
+            run = qb.Run(port=port, project_id=loaded.pk if loaded else 1, tokens=tokens, quota=args.answers)
             pids, backends = qb.process_tree(server.pid), qb.database_backends(args.database_url)
             server_cpu, database_cpu = qb.cpu_seconds(pids), qb.cpu_seconds(backends)
             seconds = run.go(annotators, args.client_processes)
@@ -73,7 +91,8 @@ def measure(kind: str, env: dict, tokens: list[str], args) -> list[dict]:
                 "server_ms": (qb.cpu_seconds(pids) - server_cpu) / answers * 1000,
                 "database_ms": (qb.cpu_seconds(backends) - database_cpu) / answers * 1000,
                 "client_ms": run.client_cpu_s / answers * 1000,
-                "errors": run.errors + run.refused,
+                # The queue is checked as queue_bench checks it (no slot given twice, exact overlap).
+                "errors": qb.verify(run, loaded, 2) if real else run.errors + run.refused,
             }
             rows.append(row)
             print(
@@ -93,7 +112,8 @@ def measure(kind: str, env: dict, tokens: list[str], args) -> list[dict]:
 
 def verdicts(rows: list[dict]) -> None:
     print(
-        "\nThe queue's targets against each floor (a floor that misses one leaves the real queue no way to meet it):"
+        "\nThe queue's targets against each floor and the queue itself (a floor that misses a target leaves"
+        " the queue no way to meet it here):"
     )
     for kind in dict.fromkeys(r["kind"] for r in rows):
         mine = {r["annotators"]: r for r in rows if r["kind"] == kind}
@@ -125,21 +145,20 @@ def main() -> None:
     from django.db import connections
 
     call_command("migrate", verbosity=0)
-    _, annotators = qb.users_create(max(args.annotators))
-    tokens = [token for _, token in annotators]
+    people = qb.users_create(max(args.annotators))
     connections.close_all()
     print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     started = time.perf_counter()
     rows = []
     try:
         for kind in args.kinds:
-            rows += measure(kind, env, tokens, args)
+            rows += measure(kind, env, people, args)
     finally:
         qb.database_drop(args.database_url)
     verdicts(rows)
     print(
         f"\nserver: uvicorn synthlab.asgi:application --workers {args.workers} with SynthLab's settings and the"
-        f" floor's URLs; {os.cpu_count()} CPUs shared by server, database and client; {args.client_processes}"
+        f" floor's URLs (the queue: its own); PostgreSQL; {os.cpu_count()} CPUs shared by server, database and client; {args.client_processes}"
         f" client processes; {time.perf_counter() - started:.0f} s"
     )
     if any(r["errors"] for r in rows):
