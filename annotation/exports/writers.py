@@ -158,7 +158,8 @@ class ArrowPartWriter(ParquetWriter):
         self._sink.close()
 
 
-PART_WRITERS |= {"jsonl": JsonlWriter, "parquet": ArrowPartWriter}
+# hf: the folder's rows go through a ParquetWriter first, so its part is the same Arrow stream.
+PART_WRITERS |= {"jsonl": JsonlWriter, "parquet": ArrowPartWriter, "hf": ArrowPartWriter}
 
 
 DICTIONARY_COLUMNS = {
@@ -187,6 +188,10 @@ class HfWriter:
 
     def write(self, row: dict) -> None:
         self._parquet.write(row)
+
+    def append(self, part: Path, rows: int) -> None:
+        """Adds the rows another process wrote (see ParquetWriter.append) to the split's rows."""
+        self._parquet.append(part, rows)
 
     def close(self, *, card: str = "") -> None:
         import datasets

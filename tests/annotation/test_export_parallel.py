@@ -6,6 +6,7 @@ one-process export; a helper that fails fails the export and leaves no file behi
 import time
 from pathlib import Path
 
+import datasets
 import pyarrow.parquet as pq
 import pytest
 from django.conf import settings as django_settings
@@ -16,7 +17,7 @@ from annotation.models import Export, Role
 from annotation.services import exports as export_services
 from annotation.services.exports import export_run
 
-from .export_helpers import Builder, export_path, instruction_project, sentiment_project
+from .export_helpers import Builder, export_path, instruction_project, sentiment_project, unpack
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +26,7 @@ BUILDERS = {"instruction": instruction_project, "sentiment": sentiment_project}
 
 def run(project, user, format, file_type, settings, *, least, filters=None):
     settings.SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS = least
-    settings.SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES = ("jsonl", "parquet")
+    settings.SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES = ("jsonl", "parquet", "hf")
     parallel.LAST_HELPER.clear()
     export = Export.objects.create(
         project=project,
@@ -40,10 +41,20 @@ def run(project, user, format, file_type, settings, *, least, filters=None):
     return export, bool(parallel.LAST_HELPER)
 
 
-def content(export):
+def content(export, tmp_path=None):
     path = export_path(export)
     if export.file_type == "jsonl":
         return path.read_bytes()
+    if export.file_type == "hf":
+        folder = unpack(path, tmp_path / f"export-{export.pk}")
+        dataset = datasets.load_from_disk(str(folder))
+        # The card, less what names this export (its id and time, its folder's name).
+        card = [
+            line.replace(folder.name, "<folder>")
+            for line in (folder / "README.md").read_text(encoding="utf-8").splitlines()
+            if not line.startswith("Exported from SynthLab")
+        ]
+        return {split: dataset[split].to_list() for split in dataset}, card
     return pq.read_table(path)
 
 
@@ -74,10 +85,12 @@ def more_items(project, admin, make_user, n, split="train"):
         ("instruction", "eval", "jsonl"),
         ("sentiment", "labels", "jsonl"),
         ("sentiment", "labels", "parquet"),
+        ("instruction", "dpo", "hf"),
+        ("sentiment", "labels", "hf"),
     ],
 )
 def test_a_two_process_export_writes_the_same_file_and_counts(
-    admin_user, make_user, settings, kind, format, file_type
+    admin_user, make_user, settings, tmp_path, kind, format, file_type
 ):
     project, _ = BUILDERS[kind](admin_user, make_user)
     if kind == "instruction":
@@ -89,10 +102,10 @@ def test_a_two_process_export_writes_the_same_file_and_counts(
     assert forked, "the export ran in two processes"
     assert one.row_count > 0
     assert summary(two) == summary(one)
-    if file_type == "jsonl":
-        assert content(two) == content(one)
-    else:
+    if file_type == "parquet":
         assert content(two).equals(content(one))
+    else:
+        assert content(two, tmp_path) == content(one, tmp_path)
     assert [p.name for p in export_path(two).parent.iterdir() if ".part" in p.name] == []
 
 
@@ -167,13 +180,12 @@ class FailingPart(writers.JsonlWriter):
 @pytest.mark.parametrize(
     "file_types, forking",
     [
-        (None, {"jsonl": True, "parquet": True, "hf": False}),  # the default
+        (None, {"jsonl": True, "parquet": True, "hf": True}),  # the default
         (("jsonl",), {"jsonl": True, "parquet": False}),
     ],
 )
 def test_which_file_types_run_in_two_processes(admin_user, make_user, settings, file_types, forking):
-    """JSONL and Parquet fork a helper unless the setting says otherwise; a datasets folder never
-    does (it has no part writer)."""
+    """Every file type forks a helper unless the setting names fewer."""
     project, _ = instruction_project(admin_user, make_user)
     more_items(project, admin_user, make_user, 6)
     settings.SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS = 2
