@@ -410,13 +410,7 @@ def review_task_next(*, project: Project, user, mode: str) -> ReviewTask | None:
     IMMEDIATE transaction serialises the whole claim instead.
     """
     mode = review_mode_validate(project=project, mode=mode)
-    missed: list[int] = []
-    for _ in range(CLAIM_ATTEMPTS):
-        try:
-            return _next_once(project_id=project.pk, project=project, user=user, mode=mode, missed=missed)
-        except _Missed as exc:
-            missed.append(exc.task_id)
-    return None
+    return _next(project_id=project.pk, project=project, user=user, mode=mode)
 
 
 def review_task_next_by_id(*, project_id, user, mode: str) -> ReviewTask | None:
@@ -430,10 +424,16 @@ def review_task_next_by_id(*, project_id, user, mode: str) -> ReviewTask | None:
         raise NotFound("No such project.") from None
     if not user.is_authenticated or not rawrows.id_in_range(project_id):
         raise NotFound("No such project.")
+    return _next(project_id=project_id, project=None, user=user, mode=mode)
+
+
+def _next(*, project_id: int, project: Project | None, user, mode: str) -> ReviewTask | None:
+    """Claim transactions until one leases a task or finds none; a task found full after its lock
+    (_Missed) is left out of the next attempt."""
     missed: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
         try:
-            return _next_once(project_id=project_id, project=None, user=user, mode=mode, missed=missed)
+            return _next_once(project_id=project_id, project=project, user=user, mode=mode, missed=missed)
         except _Missed as exc:
             missed.append(exc.task_id)
     return None
