@@ -33,6 +33,8 @@ import threading
 import time
 from pathlib import Path
 
+from queue_bench import cpu_seconds  # bench/ is on the path: the scripts run from there
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/synthlab_bench_export"
 ANNOTATIONS_PER_ITEM = 5
@@ -184,24 +186,21 @@ class BackendCpu:
         rows = self.conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> %s", [self.name, self.own]
         ).fetchall()
-        seen = {}
-        for (pid,) in rows:
-            try:
-                with open(f"/proc/{pid}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            seen[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return seen
+        return {pid: cpu_seconds([pid]) for (pid,) in rows}
+
+    def _keep(self, sample: dict[int, float]) -> None:
+        # Cumulative CPU only grows; a backend gone before it was read counts 0 and keeps its last.
+        for pid, cpu in sample.items():
+            self.latest[pid] = max(cpu, self.latest.get(pid, 0.0))
 
     def _run(self) -> None:
         while not self.done.wait(0.05):
-            self.latest.update(self._sample())
+            self._keep(self._sample())
 
     def stop(self) -> float:
         self.done.set()
         self.thread.join()
-        self.latest.update(self._sample())
+        self._keep(self._sample())
         self.conn.close()
         return sum(cpu - self.before.get(pid, 0.0) for pid, cpu in self.latest.items())
 

@@ -276,6 +276,18 @@ class Run:
         result_pipe.send(out)
         result_pipe.close()
 
+    def measured(
+        self, annotators: int, processes: int, *, server, database_url: str
+    ) -> tuple[float, float, float]:
+        """go(), and the CPU seconds the server's processes and the database's backends used
+        meanwhile: (seconds, server CPU, database CPU)."""
+        server_pids, backends = process_tree(server.pid), database_backends(database_url)
+        server_cpu, database_cpu = cpu_seconds(server_pids), cpu_seconds(backends)
+        seconds = self.go(annotators, processes)
+        # Backends opened during the run (the pools grow under load) count from zero.
+        backends = sorted(set(backends) | set(database_backends(database_url)))
+        return seconds, cpu_seconds(server_pids) - server_cpu, cpu_seconds(backends) - database_cpu
+
     def go(self, annotators: int, processes: int) -> float:
         context = multiprocessing.get_context("fork")
         counter = context.Value("i", 0)
@@ -430,13 +442,9 @@ def main() -> None:
                 )
                 load_s = time.perf_counter() - started
                 run = Run(port=port, project_id=project.pk, tokens=tokens, quota=quota)
-                server_pids, backends = process_tree(server.pid), database_backends(args.database_url)
-                server_cpu, database_cpu = cpu_seconds(server_pids), cpu_seconds(backends)
-                seconds = run.go(annotators_n, args.client_processes)
-                # Backends opened during the run (the pools grow under load) count from zero.
-                backends = sorted(set(backends) | set(database_backends(args.database_url)))
-                server_cpu = cpu_seconds(server_pids) - server_cpu
-                database_cpu = cpu_seconds(backends) - database_cpu
+                seconds, server_cpu, database_cpu = run.measured(
+                    annotators_n, args.client_processes, server=server, database_url=args.database_url
+                )
                 load = os.getloadavg()[0]
                 problems = verify(run, project, args.overlap)
                 rows.append(

@@ -77,10 +77,9 @@ def measure(kind: str, env: dict, people, args) -> list[dict]:
         for annotators in args.annotators:
             loaded = project(args.tasks, 2, f"floor {annotators}")
             run = qb.Run(port=port, project_id=loaded.pk if loaded else 1, tokens=tokens, quota=args.answers)
-            pids, backends = qb.process_tree(server.pid), qb.database_backends(args.database_url)
-            server_cpu, database_cpu = qb.cpu_seconds(pids), qb.cpu_seconds(backends)
-            seconds = run.go(annotators, args.client_processes)
-            backends = sorted(set(backends) | set(qb.database_backends(args.database_url)))
+            seconds, server_cpu, database_cpu = run.measured(
+                annotators, args.client_processes, server=server, database_url=args.database_url
+            )
             answers = max(len(run.submit_ms), 1)
             row = {
                 "kind": kind,
@@ -88,8 +87,8 @@ def measure(kind: str, env: dict, people, args) -> list[dict]:
                 "next": [qb.percentile(run.next_ms, q) for q in (50, 95, 99)],
                 "submit": [qb.percentile(run.submit_ms, q) for q in (50, 95, 99)],
                 "per_s": len(run.submit_ms) / seconds,
-                "server_ms": (qb.cpu_seconds(pids) - server_cpu) / answers * 1000,
-                "database_ms": (qb.cpu_seconds(backends) - database_cpu) / answers * 1000,
+                "server_ms": server_cpu / answers * 1000,
+                "database_ms": database_cpu / answers * 1000,
                 "client_ms": run.client_cpu_s / answers * 1000,
                 # The queue is checked as queue_bench checks it (no slot given twice, exact overlap).
                 "errors": qb.verify(run, loaded, 2) if real else run.errors + run.refused,
