@@ -22,6 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import orjson
+from django.core.exceptions import FullResultSet
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Aggregate, CharField, Count, Q
 
@@ -757,28 +758,23 @@ class _Ranged:
             return cursor.fetchall()
 
 
-def _tasks_counted(tasks, spec: ExportSpec, db, *, annotators: bool) -> tuple[str, list]:
+def _tasks_counted(tasks, answered, db, *, annotators: bool) -> tuple[str, list]:
     """PostgreSQL: a query for the task rows of `tasks` in (item, id) order, each followed by its
-    answers counted per choice and rating (and who answered), as _with_counts makes them: the
-    database joins, counts and sorts on its own core while this process builds rows."""
+    answers (those of `answered`, the export's annotator and date filters) counted per choice and
+    rating (and who answered), as _with_counts makes them: the database joins, counts and sorts on
+    its own core while this process builds rows."""
     sql, params = tasks.query.get_compiler(connection=db).as_sql()
-    table = Annotation._meta.db_table
-    where, where_params = ["a.task_id = t.id"], []
-    if spec.annotator_ids is not None:
-        where.append("a.annotator_id = ANY(%s)")
-        where_params.append(list(spec.annotator_ids))
-    if spec.date_from:
-        where.append("a.created_at >= %s")
-        where_params.append(spec.date_from)
-    if spec.date_to:
-        where.append("a.created_at < %s")
-        where_params.append(spec.date_to)
-    columns = [f"COUNT(*) FILTER (WHERE a.choice = '{c}')" for c in _CHOICES]
-    columns += [f"COUNT(*) FILTER (WHERE a.rating = {r})" for r in _RATINGS]
+    table = db.ops.quote_name(Annotation._meta.db_table)
+    where, where_params = [f"{table}.task_id = t.id"], []
+    with suppress(FullResultSet):  # no filter: every answer counts
+        condition, where_params = answered.query.get_compiler(connection=db).compile(answered.query.where)
+        where.append(condition)
+    columns = [f"COUNT(*) FILTER (WHERE {table}.choice = '{c}')" for c in _CHOICES]
+    columns += [f"COUNT(*) FILTER (WHERE {table}.rating = {r})" for r in _RATINGS]
     if annotators:
-        columns.append("array_agg(a.annotator_id)")
+        columns.append(f"array_agg({table}.annotator_id)")
     query = (
-        f"SELECT t.*, c.* FROM ({sql}) t LEFT JOIN LATERAL (SELECT {', '.join(columns)} FROM {table} a"
+        f"SELECT t.*, c.* FROM ({sql}) t LEFT JOIN LATERAL (SELECT {', '.join(columns)} FROM {table}"
         f" WHERE {' AND '.join(where)}) c ON true ORDER BY 1, 2"
     )
     return query, [*params, *where_params]
@@ -877,7 +873,7 @@ def item_records(
         postgresql = db.vendor == "postgresql"
         if postgresql:
             in_range = tasks_query.filter(item__id__range=(_LOW, _HIGH))
-            chunk_tasks = _Ranged(*_tasks_counted(in_range, spec, db, annotators=annotators))
+            chunk_tasks = _Ranged(*_tasks_counted(in_range, answered, db, annotators=annotators))
         chunk_values = (
             _Ranged.of(
                 judged.filter(task__mode__in=value_modes, task__item__id__range=(_LOW, _HIGH))
