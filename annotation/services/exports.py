@@ -281,6 +281,7 @@ def export_run(*, export_id: int) -> Export | None:
             if ctx.rows
             else _empty_message(project, spec, counts)
         )
+        file_path = str(final.relative_to(Path(settings.EXPORT_DIR)))
         with transaction.atomic():
             stored = Export.objects.filter(pk=export.pk).update(
                 status=ExportStatus.SUCCEEDED,
@@ -289,14 +290,13 @@ def export_run(*, export_id: int) -> Export | None:
                 progress_done=ctx.items,
                 progress_total=total,
                 message=message,
-                file_path=str(final.relative_to(Path(settings.EXPORT_DIR))),
+                file_path=file_path,
                 finished_at=timezone.now(),
             )
             if not stored:
                 # The export (or its project) was deleted while it ran: no row will ever name
                 # the file, so it goes too.
-                relative = str(final.relative_to(Path(settings.EXPORT_DIR)))
-                transaction.on_commit(partial(export_files_discard, file_path=relative))
+                transaction.on_commit(partial(export_files_discard, file_path=file_path))
                 return None
             _webhook_emit(export.pk)
             transaction.on_commit(partial(export_progress_send, export_id=export.pk))
