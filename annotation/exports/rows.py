@@ -1,8 +1,8 @@
 """Rows of every export format, streamed from the database.
 
 `item_records` reads the items in chunks of consecutive ids; per chunk a few queries (each compiled
-once) fetch the items, their candidates, their tasks with votes and ratings counted by the database
-(on PostgreSQL joined and sorted there too), edit/label answers and adjudications, and it merges
+once) fetch the items, their candidates, their tasks, the tasks' votes and ratings grouped per task by
+the database (one short string each), edit/label answers and adjudications, and it merges
 them into one `ItemRecord` per item: memory holds a chunk or two, whatever the project's size. On
 PostgreSQL the next chunk is read in a thread while this one's rows are built. `export_rows`
 applies the format's rules to each record, then the filters and the eval-leak check, and yields
@@ -22,9 +22,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import orjson
-from django.core.exceptions import FullResultSet
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Aggregate, CharField, Count, Q
+from django.db.models import Aggregate, Case, CharField, Q, Value, When
+from django.db.models.functions import Cast
 
 from ..models import (
     Adjudication,
@@ -599,8 +599,10 @@ def _task_filter(project: Project, spec: ExportSpec, modes: list[str], prefix: s
     return q
 
 
-_CHOICES = ("a", "b", "tie", "both_bad")
-_RATINGS = (1, 2, 3, 4, 5)
+# Each answer of a task in one character (a compare choice or a rating), so the database answers a
+# task's votes and ratings as one short string (see _answers_of).
+_CHOICE_CODES = {"a": "a", "b": "b", "tie": "t", "both_bad": "x"}
+_RATING_CODES = {r: str(r) for r in (1, 2, 3, 4, 5)}
 
 
 def _fetch(queryset, db=None) -> list[tuple]:
@@ -628,20 +630,46 @@ def _json(value):
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-class _GroupConcat(Aggregate):
+class _Concat(Aggregate):
+    """The group's values joined by a separator (NULLs skipped, in no particular order):
+    GROUP_CONCAT on SQLite, string_agg on PostgreSQL."""
+
     function = "GROUP_CONCAT"
-    allow_distinct = True
     output_field = CharField()
 
+    def __init__(self, expression, separator: str, **extra):
+        super().__init__(Cast(expression, CharField()), Value(separator), **extra)
 
-def _annotator_ids():
-    """Who answered a task, aggregated with it: an array on PostgreSQL, "1,2,3" on SQLite (repeats
-    included: the caller counts the distinct ones per item, and DISTINCT costs a sort per task)."""
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.aggregates import ArrayAgg
+    def as_postgresql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="STRING_AGG", **extra)
 
-        return ArrayAgg("annotator_id")
-    return _GroupConcat("annotator_id")
+
+def _answer_codes():
+    """A task's answers as one string of codes, one character each (see _CHOICE_CODES and
+    _RATING_CODES); answers that are neither (edits, labels) add nothing."""
+    whens = [When(choice=choice, then=Value(code)) for choice, code in _CHOICE_CODES.items()]
+    whens += [When(rating=rating, then=Value(code)) for rating, code in _RATING_CODES.items()]
+    return _Concat(Case(*whens, default=None, output_field=CharField()), "")
+
+
+_ANSWERS_SEEN: dict[str, tuple[tuple, tuple]] = {}
+_NO_ANSWERS: tuple[tuple, tuple] = ((), ())
+
+
+def _answers_of(codes: str | None) -> tuple[tuple, tuple]:
+    """A task's votes ((choice, count) in a, b, tie, both_bad order, the choices given) and its
+    ratings (ascending) from its answer codes. A few hundred distinct strings cover a whole export:
+    each is decoded once."""
+    if not codes:
+        return _NO_ANSWERS
+    found = _ANSWERS_SEEN.get(codes)
+    if found is None:
+        votes = tuple((c, n) for c, code in _CHOICE_CODES.items() if (n := codes.count(code)))
+        ratings = tuple(sorted(r for r, code in _RATING_CODES.items() for _ in range(codes.count(code))))
+        found = (votes, ratings)
+        if len(_ANSWERS_SEEN) < 10_000:
+            _ANSWERS_SEEN[codes] = found
+    return found
 
 
 def _by_item_sorted(rows: list[tuple]) -> dict[int, list[tuple]]:
@@ -653,20 +681,6 @@ def _by_item_sorted(rows: list[tuple]) -> dict[int, list[tuple]]:
 
 def _first_two(row: tuple) -> tuple:
     return row[0], row[1]
-
-
-_RATINGS_SEEN: dict[tuple, tuple] = {}
-
-
-def _ratings_of(counts: tuple) -> list[int]:
-    """The ratings given, in order, from how many times each of 1..5 was given (a handful of
-    distinct count tuples cover a whole export: each is expanded once)."""
-    found = _RATINGS_SEEN.get(counts)
-    if found is None:
-        found = tuple(r for r, k in zip(_RATINGS, counts, strict=True) for _ in range(k))
-        if len(_RATINGS_SEEN) < 10_000:
-            _RATINGS_SEEN[counts] = found
-    return list(found)
 
 
 class _Reader(threading.Thread):
@@ -758,50 +772,36 @@ class _Ranged:
             return cursor.fetchall()
 
 
-def _tasks_counted(tasks, answered, db, *, annotators: bool) -> tuple[str, list]:
-    """PostgreSQL: a query for the task rows of `tasks` in (item, id) order, each followed by its
-    answers (those of `answered`, the export's annotator and date filters) counted per choice and
-    rating (and who answered), as _with_counts makes them: the database joins, counts and sorts on
-    its own core while this process builds rows."""
-    sql, params = tasks.query.get_compiler(connection=db).as_sql()
-    table = db.ops.quote_name(Annotation._meta.db_table)
-    where, where_params = [f"{table}.task_id = t.id"], []
-    with suppress(FullResultSet):  # no filter: every answer counts
-        condition, where_params = answered.query.get_compiler(connection=db).compile(answered.query.where)
-        where.append(condition)
-    columns = [f"COUNT(*) FILTER (WHERE {table}.choice = '{c}')" for c in _CHOICES]
-    columns += [f"COUNT(*) FILTER (WHERE {table}.rating = {r})" for r in _RATINGS]
-    if annotators:
-        columns.append(f"array_agg({table}.annotator_id)")
-    query = (
-        f"SELECT t.*, c.* FROM ({sql}) t LEFT JOIN LATERAL (SELECT {', '.join(columns)} FROM {table}"
-        f" WHERE {' AND '.join(where)}) c ON true ORDER BY 1, 2"
-    )
-    return query, [*params, *where_params]
+class _Answers:
+    """The answers of a chunk's tasks (those of `answered`: the export's annotator and date
+    filters), grouped per task by the database: task id -> (answer codes, who answered as "1,2,1"
+    or None). Asked for over the range of the tasks' ids (an index range scan, one query compiled
+    once): the tasks of consecutive items were mostly made together. Ids far apart are asked for by
+    list instead. A task nobody answered is not in the answer."""
 
+    def __init__(self, answered, db, *, annotators: bool):
+        columns = {"codes": _answer_codes()}
+        if annotators:
+            # Repeats included: the caller counts the distinct ones per item (DISTINCT here would
+            # cost a sort per task).
+            columns["who"] = _Concat("annotator_id", ",")
+        self.grouped = (
+            answered.order_by().values("task_id").annotate(**columns).values_list("task_id", *columns)
+        )
+        self.ranged = _Ranged.of(self.grouped.filter(task_id__gte=_LOW, task_id__lte=_HIGH), db)
+        self.db = db
 
-def _with_counts(task_rows: list[tuple], answered, counts: dict, no_answers: tuple, db=None) -> list[tuple]:
-    """Each task row followed by its answers counted per choice and rating (and who answered),
-    counted by the database over one range of task ids (an index range scan, no join): the tasks
-    of consecutive items were mostly made together. Ids far apart are asked for by list instead."""
-    if not task_rows:
-        return task_rows
-    ids = [row[1] for row in task_rows]
-    low, high = min(ids), max(ids)
-    query = answered.order_by().values("task_id")
-    if high - low < 4 * len(ids) + 1000:
-        query = query.filter(task_id__gte=low, task_id__lte=high)
-        found = {
-            row[0]: row[1:] for row in _fetch(query.annotate(**counts).values_list("task_id", *counts), db)
-        }
-    else:  # by list, a few thousand ids per query (SQLite allows 32,766 parameters)
-        found = {}
-        for start in range(0, len(ids), 5000):
-            part = query.filter(task_id__in=ids[start : start + 5000])
-            found |= {
-                row[0]: row[1:] for row in _fetch(part.annotate(**counts).values_list("task_id", *counts), db)
-            }
-    return [row + found.get(row[1], no_answers) for row in task_rows]
+    def fetch(self, ids: list[int]) -> dict[int, tuple]:
+        if not ids:
+            return {}
+        low, high = min(ids), max(ids)
+        if high - low < 4 * len(ids) + 1000:
+            rows = self.ranged.fetch(self.db, low, high)
+        else:  # a few thousand ids per query (SQLite allows 32,766 parameters)
+            rows = []
+            for start in range(0, len(ids), 5000):
+                rows += _fetch(self.grouped.filter(task_id__in=ids[start : start + 5000]), self.db)
+        return {row[0]: row[1:] for row in rows}
 
 
 # Items are read this many at a time: each query below covers one range of item ids, so every
@@ -821,7 +821,7 @@ def item_records(
     db=None,
 ) -> Iterator[R.ItemRecord]:
     """One record per item in id order. Items are read in chunks of consecutive ids; per chunk a few
-    queries fetch the candidates, the tasks with their votes and ratings counted by the database
+    queries fetch the candidates, the tasks, their votes and ratings grouped per task by the database
     (and who answered), the edit/label answers and the final adjudications of those items. Memory
     holds one chunk."""
     modes = list(FORMATS[spec.format].modes)
@@ -830,12 +830,7 @@ def item_records(
     value_modes = [m for m in modes if m in ("edit", "label")]
     with_labels = spec.format in ("labels", "conll", "eval")
     split = spec.filter("split", Split.TRAIN)
-    counts = {f"c_{c}": Count("id", filter=Q(choice=c)) for c in _CHOICES}
-    counts |= {f"r_{r}": Count("id", filter=Q(rating=r)) for r in _RATINGS}
-    if annotators:
-        counts["who"] = _annotator_ids()
     answered = Annotation.objects.filter(_answer_filter(spec))
-    no_answers = (0,) * (len(_CHOICES) + len(_RATINGS)) + ((None,) if annotators else ())
     items_query = _items_query(project, spec)
     if ids[0] is not None:
         items_query = items_query.filter(id__gt=ids[0])
@@ -858,7 +853,7 @@ def item_records(
     )
     tasks_query = (
         ReviewTask.objects.filter(_task_filter(project, spec, modes))
-        .order_by()
+        .order_by("item_id", "id")
         .values_list("item_id", "id", "mode", "candidate_a_id", "candidate_b_id")
     )
     judged = Annotation.objects.filter(_task_filter(project, spec, modes, "task__")).filter(
@@ -870,10 +865,8 @@ def item_records(
         # Each query is compiled once; a chunk only swaps its id bounds (see _Ranged).
         next_items = _Ranged.of(items_query.filter(id__gt=_LOW)[:CHUNK_ITEMS], db)
         chunk_candidates = _Ranged.of(candidates_query.filter(item__id__range=(_LOW, _HIGH)), db)
-        postgresql = db.vendor == "postgresql"
-        if postgresql:
-            in_range = tasks_query.filter(item__id__range=(_LOW, _HIGH))
-            chunk_tasks = _Ranged(*_tasks_counted(in_range, answered, db, annotators=annotators))
+        chunk_tasks = _Ranged.of(tasks_query.filter(item__id__range=(_LOW, _HIGH)), db)
+        chunk_answers = _Answers(answered, db, annotators=annotators)
         chunk_values = (
             _Ranged.of(
                 judged.filter(task__mode__in=value_modes, task__item__id__range=(_LOW, _HIGH))
@@ -897,14 +890,12 @@ def item_records(
                 return
             low, last = items[0][0], items[-1][0]
             candidates = _by_item_sorted(chunk_candidates.fetch(db, low, last))
-            if postgresql:
-                tasks = _by_item(chunk_tasks.fetch(db, low, last))
-            else:
-                in_chunk = tasks_query.filter(item__id__range=(low, last))
-                tasks = _by_item_sorted(_with_counts(_fetch(in_chunk, db), answered, counts, no_answers, db))
+            task_rows = chunk_tasks.fetch(db, low, last)
+            answers = chunk_answers.fetch([row[1] for row in task_rows])
+            tasks = _by_item(task_rows)
             values = _by_item(chunk_values.fetch(db, low, last)) if chunk_values else {}
             adjudications = _by_item(chunk_adjudications.fetch(db, low, last))
-            yield items, candidates, tasks, values, adjudications
+            yield items, candidates, tasks, answers, values, adjudications
 
     with _prefetched(read, db or connections[DEFAULT_DB_ALIAS]) as chunks:
         yield from _records(chunks, split, with_labels, annotators)
@@ -913,8 +904,8 @@ def item_records(
 def _records(chunks, split: str, with_labels: bool, annotators: bool) -> Iterator[R.ItemRecord]:
     Record, Cand, Task, Judgment = R.ItemRecord, R.Cand, R.Task, R.Judgment
     nothing: list = []
-    ratings_of = _ratings_of
-    for items, candidates, tasks, values, adjudications in chunks:
+    answers_of = _answers_of
+    for items, candidates, tasks, answers, values, adjudications in chunks:
         for pk, external_id, text, prompt, messages, reference, digest in items:
             record = Record(
                 pk,
@@ -944,26 +935,19 @@ def _records(chunks, split: str, with_labels: bool, annotators: bool) -> Iterato
                     cand.original_id = original if isinstance(original, int) else None
                 cands[cid] = cand
             who: set = set()
-            for row in tasks.get(pk, nothing):
-                # row: item, id, mode, a, b, votes a/b/tie/both_bad, ratings 1..5, [who]
-                tid, mode = row[1], row[2]
-                if mode == "compare":
-                    votes = {}
-                    if row[5]:
-                        votes["a"] = row[5]
-                    if row[6]:
-                        votes["b"] = row[6]
-                    if row[7]:
-                        votes["tie"] = row[7]
-                    if row[8]:
-                        votes["both_bad"] = row[8]
-                    task = Task(tid, mode, row[3], row[4], votes)
-                elif mode == "rate":
-                    task = Task(tid, mode, row[3], row[4], {}, ratings_of(row[9:14]))
+            for _, tid, mode, a_id, b_id in tasks.get(pk, nothing):
+                found = answers.get(tid)
+                if found is None:  # nobody answered it (within the export's filters)
+                    task = Task(tid, mode, a_id, b_id)
                 else:
-                    task = Task(tid, mode, row[3], row[4])
-                if annotators and row[14]:
-                    who.update(row[14].split(",") if row[14].__class__ is str else row[14])
+                    if mode == "compare":
+                        task = Task(tid, mode, a_id, b_id, dict(answers_of(found[0])[0]))
+                    elif mode == "rate":
+                        task = Task(tid, mode, a_id, b_id, {}, list(answers_of(found[0])[1]))
+                    else:
+                        task = Task(tid, mode, a_id, b_id)
+                    if annotators and found[1]:
+                        who.update(found[1].split(","))
                 record.tasks.append(task)
             record.annotators = len(who)
             item_values = values.get(pk) if values else None

@@ -2,9 +2,11 @@
 and answer counts by id range: the rows and counts must not depend on where the chunks split."""
 
 import pytest
+from django.db import connection
 
 from annotation.exports import rows
 from annotation.exports.spec import export_spec_validate
+from annotation.models import Annotation, ReviewTask
 
 from .export_helpers import instruction_project, sentiment_project
 
@@ -51,3 +53,32 @@ def test_only_the_chosen_annotators_answers_are_counted(admin_user, make_user, m
     everyone, _ = export_all(project, "dpo", filters={"completed_only": False})
     assert all(row["annotator_count"] <= 1 for row in picked)
     assert max(row["annotator_count"] for row in everyone) > 1
+
+
+def test_answers_of_tasks_far_apart_are_asked_for_by_list(admin_user, make_user):
+    """A chunk's answers are read over the range of its task ids, or by list when the ids are far
+    apart: both give each task its answers (codes and who answered), nothing for a task without."""
+    project, _ = instruction_project(admin_user, make_user)
+    spec = export_spec_validate(project=project, format="dpo", file_type="jsonl", filters=None, options=None)
+    answered = Annotation.objects.filter(rows._answer_filter(spec))
+    tasks = list(ReviewTask.objects.filter(project=project).order_by("id").values_list("id", "mode"))
+    ids = [tid for tid, _ in tasks]
+    reader = rows._Answers(answered, connection, annotators=True)
+    by_range = reader.fetch(ids)
+    far = max(ids) + 10 * len(ids) + 100_000  # no such task: forces the by-list query
+    by_list = reader.fetch(ids + [far])
+    assert by_list == by_range and far not in by_list
+    compare = next(tid for tid, mode in tasks if mode == "compare" and tid in by_range)
+    codes, who = by_range[compare]
+    votes = Annotation.objects.filter(task_id=compare)
+    assert sorted(codes) == sorted(rows._CHOICE_CODES[v.choice] for v in votes)
+    assert sorted(who.split(",")) == sorted(str(v.annotator_id) for v in votes)
+    assert dict(rows._answers_of(codes)[0]) == {
+        choice: n for choice in rows._CHOICE_CODES if (n := sum(v.choice == choice for v in votes))
+    }
+
+
+def test_answer_codes_decode_to_votes_in_choice_order_and_ratings_ascending():
+    assert rows._answers_of("xbat5a") == ((("a", 2), ("b", 1), ("tie", 1), ("both_bad", 1)), (5,))
+    assert rows._answers_of("515") == ((), (1, 5, 5))
+    assert rows._answers_of(None) == rows._answers_of("") == ((), ())
