@@ -20,11 +20,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import orjson
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Aggregate, Case, CharField, Q, Value, When
-from django.db.models.functions import Cast
+from django.db.models import Aggregate, Case, CharField, F, JSONField, Q, Value, When
+from django.db.models.functions import Cast, NullIf
 
 from ..models import (
     Adjudication,
@@ -239,6 +240,12 @@ def _key(cand: R.Cand):
 
 def _pairs_clean(pairs: list[R.Pair], ctx: RowContext) -> list[R.Pair]:
     """One pair per (chosen, rejected); pairs whose two sides say opposite things are both dropped."""
+    if len(pairs) == 1:  # the usual case: nothing to compare it with
+        pair = pairs[0]
+        if R.same_text(pair.chosen, pair.rejected):
+            ctx.dropped["identical_texts"] += 1
+            return []
+        return pairs
     seen: dict = {}
     for pair in pairs:
         key = (_key(pair.chosen), _key(pair.rejected))
@@ -615,6 +622,10 @@ def _fetch(queryset, db=None) -> list[tuple]:
         return cursor.fetchall()
 
 
+def _exists(queryset, db) -> bool:
+    return bool(_fetch(queryset.order_by().values_list("pk")[:1], db))
+
+
 def _by_item(rows: list[tuple]) -> dict[int, list[tuple]]:
     out: dict[int, list[tuple]] = {}
     for row in rows:
@@ -675,12 +686,11 @@ def _answers_of(codes: str | None) -> tuple[tuple, tuple]:
 def _by_item_sorted(rows: list[tuple]) -> dict[int, list[tuple]]:
     """Rows (item id, own id, ...) grouped by item, each group in id order. The database answers
     them unsorted: a sort there would be one more step before the first row."""
-    rows.sort(key=_first_two)
+    rows.sort(key=_FIRST_TWO)
     return _by_item(rows)
 
 
-def _first_two(row: tuple) -> tuple:
-    return row[0], row[1]
+_FIRST_TWO = itemgetter(0, 1)
 
 
 class _Reader(threading.Thread):
@@ -774,8 +784,8 @@ class _Ranged:
 
 class _Answers:
     """The answers of a chunk's tasks (those of `answered`: the export's annotator and date
-    filters), grouped per task by the database: task id -> (answer codes, who answered as "1,2,1"
-    or None). Asked for over the range of the tasks' ids (an index range scan, one query compiled
+    filters), grouped per task by the database: task id -> (task id, answer codes, who answered as
+    "1,2,1" or None). Asked for over the range of the tasks' ids (an index range scan, one query compiled
     once): the tasks of consecutive items were mostly made together. Ids far apart are asked for by
     list instead. A task nobody answered is not in the answer."""
 
@@ -801,7 +811,7 @@ class _Answers:
             rows = []
             for start in range(0, len(ids), 5000):
                 rows += _fetch(self.grouped.filter(task_id__in=ids[start : start + 5000]), self.db)
-        return {row[0]: row[1:] for row in rows}
+        return {row[0]: row for row in rows}
 
 
 # Items are read this many at a time: each query below covers one range of item ids, so every
@@ -817,13 +827,15 @@ def item_records(
     spec: ExportSpec,
     *,
     annotators: bool = True,
+    hashes: bool = True,
     ids: tuple[int | None, int | None] = (None, None),
     db=None,
 ) -> Iterator[R.ItemRecord]:
     """One record per item in id order. Items are read in chunks of consecutive ids; per chunk a few
     queries fetch the candidates, the tasks, their votes and ratings grouped per task by the database
-    (and who answered), the edit/label answers and the final adjudications of those items. Memory
-    holds one chunk."""
+    (and who answered), the edit/label answers and the final adjudications of those items (those
+    two only when the project has any). Memory holds one chunk. `hashes`: read the items' stored
+    content hashes (the eval-leak check's; else the records' content_hash is "")."""
     modes = list(FORMATS[spec.format].modes)
     if spec.format == "labels" and spec.option("rationales", False):
         modes.append("edit")  # reviewers' edits of the rationales
@@ -836,20 +848,32 @@ def item_records(
         items_query = items_query.filter(id__gt=ids[0])
     if ids[1] is not None:
         items_query = items_query.filter(id__lte=ids[1])
-    items_query = items_query.order_by("id").values_list(
-        "id", "external_id", "text", "prompt", "messages", "reference", "content_hash"
+    # Columns a format does not read come as NULL: fewer values to convert and free per item.
+    nothing = Value(None, output_field=CharField())
+    items_query = (
+        items_query.order_by("id")
+        .annotate(_hash=F("content_hash") if hashes else nothing)
+        .values_list("id", "external_id", "text", "prompt", "messages", "reference", "_hash")
     )
-    candidates_query = Candidate.objects.order_by().values_list(
-        "item_id",
-        "id",
-        "text",
-        "source",
-        "model",
-        "recipe",
-        "parent_id",
-        "label" if with_labels else "id",
-        "scores",
-        "provenance__original__candidate",
+    candidates_query = (
+        Candidate.objects.order_by()
+        .annotate(
+            _label=F("label") if with_labels else nothing,
+            # No scores ({}, most candidates) as NULL.
+            _scores=NullIf("scores", Value({}, output_field=JSONField())),
+        )
+        .values_list(
+            "item_id",
+            "id",
+            "text",
+            "source",
+            "model",
+            "recipe",
+            "parent_id",
+            "_label",
+            "_scores",
+            "provenance__original__candidate",
+        )
     )
     tasks_query = (
         ReviewTask.objects.filter(_task_filter(project, spec, modes))
@@ -862,6 +886,10 @@ def item_records(
     adjudicated = Adjudication.objects.filter(_task_filter(project, spec, modes, "task__"), decision="final")
 
     def read(db, stop=None):
+        # Projects without edit/label answers or adjudications (most compare and rating projects)
+        # skip those two queries per chunk; asked here, in the reading transaction.
+        has_values = bool(value_modes) and _exists(judged.filter(task__mode__in=value_modes), db)
+        has_adjudications = _exists(adjudicated, db)
         # Each query is compiled once; a chunk only swaps its id bounds (see _Ranged).
         next_items = _Ranged.of(items_query.filter(id__gt=_LOW)[:CHUNK_ITEMS], db)
         chunk_candidates = _Ranged.of(candidates_query.filter(item__id__range=(_LOW, _HIGH)), db)
@@ -874,14 +902,18 @@ def item_records(
                 .values_list("task__item_id", "task_id", "value", "result_candidate_id"),
                 db,
             )
-            if value_modes
+            if has_values
             else None
         )
-        chunk_adjudications = _Ranged.of(
-            adjudicated.filter(task__item__id__range=(_LOW, _HIGH))
-            .order_by("task__item_id", "id")
-            .values_list("task__item_id", "task_id", "value"),
-            db,
+        chunk_adjudications = (
+            _Ranged.of(
+                adjudicated.filter(task__item__id__range=(_LOW, _HIGH))
+                .order_by("task__item_id", "id")
+                .values_list("task__item_id", "task_id", "value"),
+                db,
+            )
+            if has_adjudications
+            else None
         )
         last = 0
         while stop is None or not stop.is_set():
@@ -894,7 +926,7 @@ def item_records(
             answers = chunk_answers.fetch([row[1] for row in task_rows])
             tasks = _by_item(task_rows)
             values = _by_item(chunk_values.fetch(db, low, last)) if chunk_values else {}
-            adjudications = _by_item(chunk_adjudications.fetch(db, low, last))
+            adjudications = _by_item(chunk_adjudications.fetch(db, low, last)) if chunk_adjudications else {}
             yield items, candidates, tasks, answers, values, adjudications
 
     with _prefetched(read, db or connections[DEFAULT_DB_ALIAS]) as chunks:
@@ -934,22 +966,24 @@ def _records(chunks, split: str, with_labels: bool, annotators: bool) -> Iterato
                     original = _json(original)
                     cand.original_id = original if isinstance(original, int) else None
                 cands[cid] = cand
-            who: set = set()
+            who: list = []  # who answered each task ("1,2,1")
+            item_tasks = record.tasks
             for _, tid, mode, a_id, b_id in tasks.get(pk, nothing):
                 found = answers.get(tid)
                 if found is None:  # nobody answered it (within the export's filters)
                     task = Task(tid, mode, a_id, b_id)
                 else:
                     if mode == "compare":
-                        task = Task(tid, mode, a_id, b_id, dict(answers_of(found[0])[0]))
+                        task = Task(tid, mode, a_id, b_id, dict(answers_of(found[1])[0]))
                     elif mode == "rate":
-                        task = Task(tid, mode, a_id, b_id, {}, list(answers_of(found[0])[1]))
+                        task = Task(tid, mode, a_id, b_id, {}, list(answers_of(found[1])[1]))
                     else:
                         task = Task(tid, mode, a_id, b_id)
-                    if annotators and found[1]:
-                        who.update(found[1].split(","))
-                record.tasks.append(task)
-            record.annotators = len(who)
+                    if annotators and found[2]:
+                        who.append(found[2])
+                item_tasks.append(task)
+            if who:
+                record.annotators = len(set((who[0] if len(who) == 1 else ",".join(who)).split(",")))
             item_values = values.get(pk) if values else None
             item_adjudications = adjudications.get(pk) if adjudications else None
             if item_values or item_adjudications:
@@ -1046,7 +1080,7 @@ def _export_rows(
     check_leaks = fmt.training and bool(ctx.eval_hashes)
     count_labels = spec.format == "kto"
     by_rule, dropped, used_models = ctx.by_rule, ctx.dropped, ctx.models
-    for record in item_records(project, spec, annotators=not bare, ids=ids, db=db):
+    for record in item_records(project, spec, annotators=not bare, hashes=check_leaks, ids=ids, db=db):
         ctx.items += 1
         if ctx.items % PROGRESS_ITEMS == 0:
             if on_progress is not None:
@@ -1080,7 +1114,7 @@ def _export_rows(
             by_rule[rule] += 1
             if count_labels:
                 ctx.extra["desirable" if core["label"] else "undesirable"] += 1
-            names = [_model_name(c) for c in cands]
+            names = [c.model or _model_name(c) for c in cands]
             for name in names:
                 used_models[name] += 1
             if not bare:
@@ -1092,7 +1126,7 @@ def _export_rows(
                 core["candidate_recipes"] = [c.recipe for c in cands]
                 core["annotator_count"] = record.annotators
                 core["agreement"] = float(agreement)
-                core["meta"] = dumps_text(detail)
+                core["meta"] = orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode()  # dumps_text
             yield core
     if on_progress is not None:
         on_progress(ctx)

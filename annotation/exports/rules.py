@@ -73,8 +73,9 @@ def revision_of(revision: Cand, original: Cand) -> bool:
     return original.recipe == CRITIQUE_REVISE and (original.scores or {}).get("critique_revise") == "original"
 
 
-# The ASCII characters str.split() splits on (str.isspace).
+# The ASCII characters str.split() splits on (str.isspace), and a table that lowers ASCII letters.
 _ASCII_SPACES = bytes(c for c in range(128) if chr(c).isspace())
+_ASCII_LOWER = bytes(range(256)).lower()
 
 
 def same_text(first: Cand, second: Cand) -> bool:
@@ -85,9 +86,10 @@ def same_text(first: Cand, second: Cand) -> bool:
         # ASCII: NFKC changes nothing and casefold is lower(), so only case and spacing can differ.
         # Texts whose non-space characters differ differ (the usual answer, found without
         # splitting them into words).
-        bare_first = first.text.encode().translate(None, _ASCII_SPACES)
-        bare_second = second.text.encode().translate(None, _ASCII_SPACES)
-        if len(bare_first) != len(bare_second) or bare_first.lower() != bare_second.lower():
+        # One pass each: lowered, spaces left out.
+        if first.text.encode().translate(_ASCII_LOWER, _ASCII_SPACES) != second.text.encode().translate(
+            _ASCII_LOWER, _ASCII_SPACES
+        ):
             return False
         return " ".join(first.text.split()).lower() == " ".join(second.text.split()).lower()
     if first.norm is None:
@@ -248,7 +250,7 @@ def compare_majority(task: Task, *, min_margin: int = 1) -> Vote:
 def _compare_majority(task: Task, min_margin: int) -> Vote:
     votes = task.votes
     cast = sum(votes.values())
-    ruled = (task.adjudicated or {}).get("choice")
+    ruled = task.adjudicated.get("choice") if task.adjudicated else None
     if ruled in ("a", "b", "tie", "both_bad"):
         share = votes.get(ruled, 0) / cast if cast else 0.0
         reason = ruled if ruled in ("tie", "both_bad") else None
@@ -285,7 +287,7 @@ def compare_pair(record: ItemRecord, task: Task, *, min_margin: int = 1) -> Pair
     detail = {"votes": vote.votes, "margin": vote.margin, "share": round(vote.share, 4), "task_id": task.id}
     if task.adjudicated:
         detail["adjudicated"] = True
-    if revision_of(chosen, rejected):
+    if chosen.scores and revision_of(chosen, rejected):
         # Reviewers confirmed the revision over the draft it revised (Constitutional AI's pairs).
         scores = chosen.scores or {}
         detail |= {"rounds": scores.get("rounds"), "principles": scores.get("principles") or []}
@@ -303,7 +305,7 @@ def candidate_ratings(record: ItemRecord) -> dict[int, list[int]]:
     for task in record.tasks:
         if task.mode != "rate" or task.a_id is None:
             continue
-        ruled = (task.adjudicated or {}).get("rating")
+        ruled = task.adjudicated.get("rating") if task.adjudicated else None
         if isinstance(ruled, int) and 1 <= ruled <= 5:
             ratings[task.a_id] = [ruled]
         elif task.ratings:
@@ -328,8 +330,9 @@ def rating_pair_best_worst(
     means = mean_ratings(ratings)
     if len(means) < 2:
         return "fewer_than_two_rated"
-    order = _ranked(means, ratings)
-    best, worst = order[0], order[-1]
+    # The first and the last in _ranked's order.
+    ranks = [(-mean, -len(ratings.get(cid, ())), cid) for cid, mean in means.items()]
+    best, worst = min(ranks)[2], max(ranks)[2]
     gap = means[best] - means[worst]
     if gap < min_gap or gap <= 0:
         return "rating_gap_below_min"
@@ -697,9 +700,11 @@ def item_agreement(
         alpha = rating_alpha_agreement(ratings)
         if alpha is not None:
             parts.append(alpha)
-    else:
+    elif any(len(v) >= 2 for v in ratings.values()):
         parts.extend(rating_spread_agreement(ratings))
-    return round(fmean(parts), 4) if parts else 1.0
+    if not parts:
+        return 1.0
+    return round(float(parts[0]) if len(parts) == 1 else fmean(parts), 4)
 
 
 def reference_text(reference) -> str:

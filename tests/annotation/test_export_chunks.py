@@ -69,7 +69,8 @@ def test_answers_of_tasks_far_apart_are_asked_for_by_list(admin_user, make_user)
     by_list = reader.fetch(ids + [far])
     assert by_list == by_range and far not in by_list
     compare = next(tid for tid, mode in tasks if mode == "compare" and tid in by_range)
-    codes, who = by_range[compare]
+    task_id, codes, who = by_range[compare]
+    assert task_id == compare
     votes = Annotation.objects.filter(task_id=compare)
     assert sorted(codes) == sorted(rows._CHOICE_CODES[v.choice] for v in votes)
     assert sorted(who.split(",")) == sorted(str(v.annotator_id) for v in votes)
