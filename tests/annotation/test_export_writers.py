@@ -1,13 +1,18 @@
-"""The Parquet writer keeps about a row group's worth of encoded rows (BUFFER_BYTES) before it
+"""The writers on their own (no database: they take plain rows).
+
+The Parquet writer keeps about a row group's worth of encoded rows (BUFFER_BYTES) before it
 converts and writes them, whatever the size of one row: long rows make more, smaller row groups,
-and every row comes back as written, in order. No database: the writers take plain rows."""
+and every row comes back as written, in order. A parallel export's part (JSONL lines, an Arrow
+stream) follows the export's own rows."""
+
+import os
 
 import pyarrow.parquet as pq
 import pytest
 
 from annotation.exports.rows import export_schema
 from annotation.exports.spec import ExportSpec
-from annotation.exports.writers import ArrowPartWriter, ParquetWriter
+from annotation.exports.writers import ArrowPartWriter, JsonlWriter, ParquetWriter
 
 
 def _schema(fmt: str):
@@ -83,3 +88,20 @@ def test_a_row_of_the_wrong_type_is_refused(tmp_path):
         writer.close()
     writer.abort()
     assert not (tmp_path / "out.parquet").exists()
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_a_jsonl_part_is_appended_after_the_rows_byte_for_byte(kernel_copy, tmp_path, monkeypatch):
+    """The part's lines follow the export's own, whether the kernel copies them (copy_file_range)
+    or, where it cannot, a buffer does."""
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    part_lines = b"".join(b'{"n": %d, "text": "%s"}\n' % (n, "ü".encode() * n) for n in range(3000))
+    (tmp_path / "part.jsonl").write_bytes(part_lines)
+    writer = JsonlWriter(tmp_path / "out.jsonl", None)
+    writer.write({"n": -1, "text": "first"})
+    writer.append(tmp_path / "part.jsonl", 3000)
+    writer.close()
+
+    assert writer.rows_written == 3001
+    assert (tmp_path / "out.jsonl").read_bytes() == '{"n":-1,"text":"first"}\n'.encode() + part_lines
