@@ -161,10 +161,11 @@ class Pick:
     label: bool | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Vote:
     """The outcome of one compare task: `winner` is "a"/"b"/"tie"/"both_bad" or None; `reason` says
-    why there is no pair (None when there is one)."""
+    why there is no pair (None when there is one). Tasks with the same votes share one (see
+    compare_majority): read it, never change it."""
 
     winner: str | None
     reason: str | None
@@ -242,9 +243,22 @@ def compare_majority(task: Task, *, min_margin: int = 1) -> Vote:
     """
     if task.majority is not None and task.majority[0] == min_margin:
         return task.majority[1]
-    vote = _compare_majority(task, min_margin)
+    if task.adjudicated:
+        vote = _compare_majority(task, min_margin)
+    else:
+        # The same votes make the same Vote: a few hundred distinct ones cover a large export.
+        # (Votes are read, never changed, so tasks can share one.)
+        key = (*task.votes.items(), min_margin)
+        vote = _VOTES_SEEN.get(key)
+        if vote is None:
+            vote = _compare_majority(task, min_margin)
+            if len(_VOTES_SEEN) < 10_000:
+                _VOTES_SEEN[key] = vote
     task.majority = (min_margin, vote)
     return vote
+
+
+_VOTES_SEEN: dict[tuple, Vote] = {}
 
 
 def _compare_majority(task: Task, min_margin: int) -> Vote:

@@ -64,6 +64,20 @@ def test_an_adjudicated_choice_overrides_the_votes():
     assert pair.chosen == B and pair.detail["adjudicated"] is True
 
 
+def test_tasks_with_the_same_votes_get_the_same_outcome_each_by_its_own_margin_and_ruling():
+    """compare_majority decides each distinct set of votes once; a margin or an adjudication still
+    decides for itself."""
+    first, second = compare({"a": 3, "b": 2}), compare({"a": 3, "b": 2})
+    assert R.compare_majority(first).winner == R.compare_majority(second).winner == "a"
+    assert R.compare_majority(compare({"a": 3, "b": 2}), min_margin=2).reason == "margin_below_min"
+    assert R.compare_majority(first).reason is None  # the first answer, not the margin-2 one
+    ruled = R.compare_majority(compare({"a": 3, "b": 2}, adjudicated={"choice": "both_bad"}))
+    assert (ruled.winner, ruled.reason) == ("both_bad", "both_bad")
+    assert R.compare_majority(compare({"b": 3, "a": 2})).winner == "b"
+    with pytest.raises(AttributeError):
+        R.compare_majority(first).winner = "b"  # shared: it cannot be changed
+
+
 # Ratings ---------------------------------------------------------------------------------------------
 
 
