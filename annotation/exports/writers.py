@@ -32,6 +32,8 @@ def _line(row: dict) -> bytes:
 
 
 class JsonlWriter:
+    CARD = False  # whether close() writes the dataset card it is given
+
     def __init__(self, path: Path, schema):
         self.path = path
         self._file = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
@@ -81,6 +83,7 @@ class ParquetWriter:
     whichever comes first), which pyarrow parses against the fixed schema and writes as a row
     group. No Python-object-to-Arrow conversion: less memory, and the same encoding as JSONL."""
 
+    CARD = False
     ROWS = 20_000
     # 1 MB of JSON per row group: the parsed group, its encoding and (in a parallel export) the
     # appended part's groups stay small next to the process's 100 MB of code and Django.
@@ -201,6 +204,7 @@ class HfWriter:
     stays flat whatever the size; building the folder with Dataset.from_parquet and save_to_disk
     mapped every row (450 MB of RSS for 1M annotations, 240 MB for 100k)."""
 
+    CARD = True
     DATA_FILE = "data-00000-of-00001.arrow"
 
     def __init__(self, path: Path, schema, *, split: str, folder: str, archive: str = "zip"):

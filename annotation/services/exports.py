@@ -267,7 +267,8 @@ def export_run(*, export_id: int) -> Export | None:
                     on_progress=progress,
                 )
         counts = ctx.counts()
-        writer.close(card=dataset_card(export=export, spec=spec, counts=counts, folder=name))
+        # The card goes into a `datasets` folder only.
+        writer.close(card=dataset_card(export=export, spec=spec, counts=counts, folder=name) if writer.CARD else "")
         writer = None
         os.replace(part, final)
         message = (

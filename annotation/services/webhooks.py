@@ -23,7 +23,6 @@ import socket
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -231,6 +230,8 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     except ValidationFailed as exc:
         error, retryable = exc.message, False
     else:
+        import httpx  # here, not at the top: every event emit (each submit, each export) imports this module
+
         try:
             response = httpx.post(
                 hook.url,

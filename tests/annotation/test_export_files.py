@@ -96,17 +96,19 @@ def test_a_missing_or_stuck_file_does_not_undo_the_delete(
 def test_an_export_deleted_while_it_runs_leaves_no_file(
     two_projects, admin_user, monkeypatch, django_capture_on_commit_callbacks
 ):
+    from annotation.exports.rows import RowContext
     from annotation.services import exports
 
     mine, _ = two_projects
     export = exports.export_create(project=mine, user=admin_user, format="labels", file_type="jsonl")
-    card = exports.dataset_card
+    counts = RowContext.counts
 
-    def delete_then_card(**kwargs):
+    def delete_then_count(ctx):
         Export.objects.filter(pk=export.pk).delete()  # someone deletes it in the admin meanwhile
-        return card(**kwargs)
+        return counts(ctx)
 
-    monkeypatch.setattr(exports, "dataset_card", delete_then_card)
+    # Once the rows are written, before the export is marked done.
+    monkeypatch.setattr(RowContext, "counts", delete_then_count)
     with django_capture_on_commit_callbacks(execute=True):
         assert exports.export_run(export_id=export.pk) is None
     folder = Path(settings.EXPORT_DIR) / str(mine.pk)
