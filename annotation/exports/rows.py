@@ -1114,7 +1114,7 @@ def _export_rows(
             by_rule[rule] += 1
             if count_labels:
                 ctx.extra["desirable" if core["label"] else "undesirable"] += 1
-            names = [c.model or _model_name(c) for c in cands]
+            names = [_model_name(c) for c in cands]
             for name in names:
                 used_models[name] += 1
             if not bare:
@@ -1126,7 +1126,7 @@ def _export_rows(
                 core["candidate_recipes"] = [c.recipe for c in cands]
                 core["annotator_count"] = record.annotators
                 core["agreement"] = float(agreement)
-                core["meta"] = orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode()  # dumps_text
+                core["meta"] = dumps_text(detail)
             yield core
     if on_progress is not None:
         on_progress(ctx)
