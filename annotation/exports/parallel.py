@@ -54,7 +54,7 @@ def parallel_split(project: Project, spec: ExportSpec, total: int, *, snapshot: 
     Every file type by default (a `datasets` folder's rows are Parquet until the folder is made,
     after the helper is gone). Memory stays under the 200 MB an export may take: the export
     process's peak plus what only the helper holds (its heap and the pages it copies from the
-    parent) was 116 + 27 MB for JSONL and 145 + 33 MB for Parquet (bench/export_bench.py, 1M
+    parent) was 89 + 25 MB for JSONL and 143 + 32 MB for Parquet (bench/export_bench.py, 1M
     annotations)."""
     least = getattr(settings, "SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS", 20_000)
     file_types = getattr(settings, "SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES", ("jsonl", "parquet", "hf"))

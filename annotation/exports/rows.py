@@ -240,12 +240,6 @@ def _key(cand: R.Cand):
 
 def _pairs_clean(pairs: list[R.Pair], ctx: RowContext) -> list[R.Pair]:
     """One pair per (chosen, rejected); pairs whose two sides say opposite things are both dropped."""
-    if len(pairs) == 1:  # the usual case: nothing to compare it with
-        pair = pairs[0]
-        if R.same_text(pair.chosen, pair.rejected):
-            ctx.dropped["identical_texts"] += 1
-            return []
-        return pairs
     seen: dict = {}
     for pair in pairs:
         key = (_key(pair.chosen), _key(pair.rejected))
@@ -256,6 +250,8 @@ def _pairs_clean(pairs: list[R.Pair], ctx: RowContext) -> list[R.Pair]:
             ctx.dropped["identical_texts"] += 1
             continue
         seen[key] = pair
+    if len(seen) < 2:  # the usual case: nothing to contradict
+        return list(seen.values())
     contradicted = {k for k in seen if (k[1], k[0]) in seen}
     if contradicted:
         ctx.dropped["contradicting_pairs"] += len(contradicted)
@@ -983,7 +979,7 @@ def _records(chunks, split: str, with_labels: bool, annotators: bool) -> Iterato
                         who.append(found[2])
                 item_tasks.append(task)
             if who:
-                record.annotators = len(set((who[0] if len(who) == 1 else ",".join(who)).split(",")))
+                record.annotators = len(set(",".join(who).split(",")))
             item_values = values.get(pk) if values else None
             item_adjudications = adjudications.get(pk) if adjudications else None
             if item_values or item_adjudications:

@@ -268,7 +268,9 @@ def export_run(*, export_id: int) -> Export | None:
                 )
         counts = ctx.counts()
         # The card goes into a `datasets` folder only.
-        writer.close(card=dataset_card(export=export, spec=spec, counts=counts, folder=name) if writer.CARD else "")
+        writer.close(
+            card=dataset_card(export=export, spec=spec, counts=counts, folder=name) if writer.CARD else ""
+        )
         writer = None
         os.replace(part, final)
         message = (

@@ -284,3 +284,31 @@ def test_prompts_from_text_prompt_and_messages():
     ]
     assert R.prompt_text(chat) == "system: Be brief.\n\nuser: Hi"
     assert R.prompt_messages(R.ItemRecord(1, text="Hi")) == [{"role": "user", "content": "Hi"}]
+
+
+# Pair clean-up (rows._pairs_clean) -------------------------------------------------------------------
+
+
+def test_pair_clean_up_drops_duplicates_identical_texts_and_contradictions():
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from annotation.exports.rows import _pairs_clean
+
+    def pair(chosen, rejected, rule=R.COMPARE_MAJORITY):
+        return R.Pair(rule, chosen, rejected, {})
+
+    same_as_b = R.Cand(4, "  lyon. ", model="model-b")
+    ctx = SimpleNamespace(dropped=Counter())
+    assert _pairs_clean([pair(A, B)], ctx) == [pair(A, B)] and not ctx.dropped
+    kept = _pairs_clean([pair(A, B), pair(A, B, R.RATING_BEST_WORST), pair(B, same_as_b), pair(A, C)], ctx)
+    assert [(p.chosen, p.rejected, p.rule) for p in kept] == [
+        (A, B, R.COMPARE_MAJORITY),
+        (A, C, R.COMPARE_MAJORITY),
+    ]
+    assert ctx.dropped == {"duplicate_pair": 1, "identical_texts": 1}
+    ctx = SimpleNamespace(dropped=Counter())
+    assert _pairs_clean([pair(A, B), pair(B, A, R.RATING_BEST_WORST), pair(A, C)], ctx) == [pair(A, C)]
+    assert ctx.dropped == {"contradicting_pairs": 2}
+    ctx = SimpleNamespace(dropped=Counter())
+    assert _pairs_clean([pair(B, same_as_b)], ctx) == [] and ctx.dropped == {"identical_texts": 1}

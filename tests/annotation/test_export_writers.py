@@ -104,4 +104,4 @@ def test_a_jsonl_part_is_appended_after_the_rows_byte_for_byte(kernel_copy, tmp_
     writer.close()
 
     assert writer.rows_written == 3001
-    assert (tmp_path / "out.jsonl").read_bytes() == '{"n":-1,"text":"first"}\n'.encode() + part_lines
+    assert (tmp_path / "out.jsonl").read_bytes() == b'{"n":-1,"text":"first"}\n' + part_lines
