@@ -26,7 +26,7 @@ from datetime import timedelta
 from functools import cache, partial
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from synthlab import prepared, rawrows
@@ -313,9 +313,11 @@ def _claim(
     not skipped come first, in queue order; then the ones they skipped, oldest skip first.
 
     Raises _Missed when the task it locked turned out to be full: the caller rolls the transaction
-    back, so the row lock goes with it, and tries again without that task. A claim never keeps a
-    task row locked that it did not take; claimers that wait for a row (the last passes below)
-    therefore hold no row another claimer could be waiting for, and cannot deadlock.
+    back, so the row lock goes with it, and tries again without that task. The passes that wait
+    for locked rows (the last ones below) can still deadlock with each other: a row a claim's walk
+    locked and then found no longer free stays locked while it waits for the next one. PostgreSQL
+    fails one of them (seen in CI: five claimers of twelve racing for the last slots); the caller
+    makes that attempt again (_next).
     """
     quality = _quality()
     gold_first = quality.gold_serve_first(project=project, user=user, mode=mode) if quality else None
@@ -429,14 +431,23 @@ def review_task_next_by_id(*, project_id, user, mode: str) -> ReviewTask | None:
 
 def _next(*, project_id: int, project: Project | None, user, mode: str) -> ReviewTask | None:
     """Claim transactions until one leases a task or finds none; a task found full after its lock
-    (_Missed) is left out of the next attempt."""
+    (_Missed) is left out of the next attempt, and an attempt PostgreSQL chose as a deadlock's
+    victim (rolled back, nothing kept) is simply made again."""
     missed: list[int] = []
-    for _ in range(CLAIM_ATTEMPTS):
+    for attempt in range(CLAIM_ATTEMPTS):
         try:
             return _next_once(project_id=project_id, project=project, user=user, mode=mode, missed=missed)
         except _Missed as exc:
             missed.append(exc.task_id)
+        except OperationalError as exc:
+            if not _deadlock(exc) or attempt == CLAIM_ATTEMPTS - 1:
+                raise
     return None
+
+
+def _deadlock(exc: OperationalError) -> bool:
+    """PostgreSQL broke a deadlock by failing this transaction (SQLSTATE 40P01)."""
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"
 
 
 def _next_once(

@@ -1,6 +1,7 @@
 """The claim keeps queue order across its two walks (tasks nobody answered, tasks some annotators
-answered) when an annotator has many answered tasks still waiting for others, and a claim whose
-task filled up between its snapshot and its lock starts over without holding that task."""
+answered) when an annotator has many answered tasks still waiting for others, a claim whose
+task filled up between its snapshot and its lock starts over without holding that task, and a
+claim PostgreSQL failed to break a deadlock is made again."""
 
 import uuid
 
@@ -87,6 +88,53 @@ def test_a_claim_that_finds_its_task_full_starts_over_without_it(admin_user, peo
     assert task.pk == tasks[1].pk
     # The first attempt was rolled back, Ben's lease with it (it was written in that attempt).
     assert set(TaskLease.objects.values_list("task_id", "user_id")) == {(tasks[1].pk, ann.pk)}
+
+
+def _database_error(sqlstate: str):
+    """What Django raises for a PostgreSQL error: its OperationalError, caused by psycopg's."""
+    from django.db import OperationalError
+
+    cause = Exception("from the server")
+    cause.sqlstate = sqlstate
+    error = OperationalError("deadlock detected" if sqlstate == "40P01" else "something else")
+    error.__cause__ = cause
+    return error
+
+
+def test_a_claim_chosen_as_a_deadlock_victim_is_made_again(admin_user, people, monkeypatch):
+    ann = people[0]
+    project = queue_project(admin=admin_user, annotators=people, overlap=1)
+    items_with_candidates(project, 2, texts=("A.",))
+    real_once = review_services._next_once
+    attempts = []
+
+    def deadlocked_first(**kwargs):
+        attempts.append(kwargs["user"].pk)
+        if len(attempts) == 1:
+            raise _database_error("40P01")
+        return real_once(**kwargs)
+
+    monkeypatch.setattr(review_services, "_next_once", deadlocked_first)
+    task = review_task_next(project=project, user=ann, mode="rate")
+    assert task.pk == tasks_of(project, "rate")[0].pk and len(attempts) == 2
+    assert list(TaskLease.objects.values_list("task_id", "user_id")) == [(task.pk, ann.pk)]
+
+
+def test_other_database_errors_of_a_claim_are_not_retried(admin_user, people, monkeypatch):
+    from django.db import OperationalError
+
+    project = queue_project(admin=admin_user, annotators=people, overlap=1)
+    items_with_candidates(project, 1, texts=("A.",))
+    attempts = []
+
+    def failing(**kwargs):
+        attempts.append(1)
+        raise _database_error("57P01")  # the server shut the connection
+
+    monkeypatch.setattr(review_services, "_next_once", failing)
+    with pytest.raises(OperationalError, match="something else"):
+        review_task_next(project=project, user=people[0], mode="rate")
+    assert attempts == [1]
 
 
 def test_api_submit_checks_the_task_before_the_body(api_client_for, admin_user, people, outsider):
