@@ -341,16 +341,23 @@ def rating_pair_best_worst(
 ) -> Pair | str:
     """Best-rated against worst-rated candidate (distilabel's argmax/argmin), if the mean ratings
     differ by at least `min_gap`."""
-    means = mean_ratings(ratings)
-    if len(means) < 2:
+    # The first and the last in _ranked's order, found in one pass (no means dict, no sort).
+    best = worst = None
+    for cid, values in ratings.items():
+        if values:
+            rank = (-sum(values) / len(values), -len(values), cid)
+            if best is None:
+                best = worst = rank
+            elif rank < best:
+                best = rank
+            elif rank > worst:
+                worst = rank
+    if best is worst:
         return "fewer_than_two_rated"
-    # The first and the last in _ranked's order.
-    ranks = [(-mean, -len(ratings.get(cid, ())), cid) for cid, mean in means.items()]
-    best, worst = min(ranks)[2], max(ranks)[2]
-    gap = means[best] - means[worst]
+    gap = worst[0] - best[0]  # the best mean minus the worst
     if gap < min_gap or gap <= 0:
         return "rating_gap_below_min"
-    return _rating_pair(record, RATING_BEST_WORST, best, worst, means, ratings)
+    return _rating_pair(record, RATING_BEST_WORST, best[2], worst[2], gap, ratings)
 
 
 def rating_pair_best_random(
@@ -366,10 +373,11 @@ def rating_pair_best_random(
     lower = [cid for cid in order[1:] if means[best] - means[cid] >= min_gap and means[cid] < means[best]]
     if not lower:
         return "rating_gap_below_min"
-    return _rating_pair(record, RATING_BEST_RANDOM, best, rng.choice(lower), means, ratings)
+    other = rng.choice(lower)
+    return _rating_pair(record, RATING_BEST_RANDOM, best, other, means[best] - means[other], ratings)
 
 
-def _rating_pair(record, rule, best, other, means, ratings) -> Pair | str:
+def _rating_pair(record, rule, best, other, gap, ratings) -> Pair | str:
     chosen, rejected = record.candidates.get(best), record.candidates.get(other)
     if chosen is None or rejected is None:
         return "candidate_missing"
@@ -379,7 +387,7 @@ def _rating_pair(record, rule, best, other, means, ratings) -> Pair | str:
         rejected,
         {
             "ratings": {"chosen": ratings[best], "rejected": ratings[other]},
-            "gap": round(means[best] - means[other], 4),
+            "gap": round(gap, 4),
         },
     )
 

@@ -90,6 +90,27 @@ def test_best_vs_worst_with_minimum_gap():
     assert R.rating_pair_best_worst(rec, ratings, min_gap=3.5) == "rating_gap_below_min"
 
 
+def test_best_vs_worst_is_first_and_last_of_the_ranking():
+    # The one-pass search ranks as _ranked does: highest mean first, then more ratings, then the older
+    # candidate; the worst is the last of that order. Many rating sets, ties included.
+    rng = random.Random(7)
+    for _ in range(500):
+        ratings = {cid: [rng.randint(1, 5) for _ in range(rng.randint(0, 3))] for cid in range(1, 5)}
+        rec = R.ItemRecord(1, candidates={cid: R.Cand(cid, f"text {cid}") for cid in ratings})
+        order = R._ranked(R.mean_ratings(ratings), ratings)
+        pair = R.rating_pair_best_worst(rec, ratings, min_gap=0.5)
+        if len(order) < 2:
+            assert pair == "fewer_than_two_rated"
+            continue
+        means = R.mean_ratings(ratings)
+        gap = means[order[0]] - means[order[-1]]
+        if gap < 0.5:
+            assert pair == "rating_gap_below_min"
+        else:
+            assert (pair.chosen.id, pair.rejected.id) == (order[0], order[-1])
+            assert pair.detail["gap"] == round(gap, 4)
+
+
 def test_equal_ratings_never_make_a_pair():
     rec = record(A, B, tasks=[rate(1, [4]), rate(2, [4])])
     assert R.rating_pair_best_worst(rec, R.candidate_ratings(rec), min_gap=0) == "rating_gap_below_min"
