@@ -213,3 +213,32 @@ def test_a_failing_helper_fails_the_export_and_leaves_no_file(admin_user, make_u
     assert "second half of the export failed" in export.message and "disk full" in export.message
     folder = Path(django_settings.EXPORT_DIR) / str(project.pk)
     assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_answers_are_read_from_the_covering_index_alone(admin_user, make_user):
+    """The export's answer query (one range of task ids, grouped per task) is answered from
+    annotation_task_answers (migration 0004) without reading the table: every column it reads is in
+    the index. A query that read one more column would need the table again (and a sort)."""
+    from django.db import connection
+
+    from annotation.exports import rows
+    from annotation.exports.spec import export_spec_validate
+    from annotation.models import Annotation, ReviewTask
+
+    project, _ = instruction_project(admin_user, make_user)
+    spec = export_spec_validate(project=project, format="dpo", file_type="jsonl", filters=None, options=None)
+    ids = list(ReviewTask.objects.filter(project=project).values_list("id", flat=True))
+    reader = rows._Answers(Annotation.objects.filter(rows._answer_filter(spec)), connection, annotators=True)
+    params = [
+        min(ids) if p == rows._LOW else max(ids) if p == rows._HIGH else p for p in reader.ranged.params
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE annotation_annotation")  # as autovacuum would: pages all-visible
+        cursor.execute("SET enable_seqscan = off")  # a test-sized table is otherwise read whole
+        try:
+            cursor.execute("EXPLAIN " + reader.ranged.sql, params)
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    assert "Index Only Scan using annotation_task_answers" in plan, plan
+    assert "Sort" not in plan, plan
