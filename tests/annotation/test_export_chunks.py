@@ -29,8 +29,10 @@ def test_rows_are_the_same_whatever_the_chunk_size(admin_user, make_user, monkey
     filters = {"split": "eval"} if format == "eval" else None
     whole, counts = export_all(project, format, filters=filters)
     assert whole, "the project has rows for this format"
-    for size in (1, 2, 3):
+    # A JSONL export reads JSONL_CHUNK_FACTOR times CHUNK_ITEMS items at a time.
+    for size, factor in ((1, 1), (2, 1), (3, 1), (1, 2), (2, 2)):
         monkeypatch.setattr(rows, "CHUNK_ITEMS", size)
+        monkeypatch.setattr(rows, "JSONL_CHUNK_FACTOR", factor)
         assert export_all(project, format, filters=filters) == (whole, counts)
     assert {row["item_id"] for row in whole}.isdisjoint(
         {row["item_id"] for row in export_all(other, format, filters=filters)[0]}
