@@ -54,8 +54,8 @@ def parallel_split(project: Project, spec: ExportSpec, total: int, *, snapshot: 
     Every file type by default (a `datasets` folder's rows are Parquet until the folder is made,
     after the helper is gone). Memory stays under the 200 MB an export may take: the export
     process's peak plus what only the helper holds (its heap and the pages it copies from the
-    parent) was 89 + 25 MB for JSONL and 143 + 32 MB for Parquet (bench/export_bench.py, 1M
-    annotations)."""
+    parent) was 101 + 36 MB for JSONL (it reads 2,000 items per chunk) and 144 + 31 MB for Parquet
+    (bench/export_bench.py, 1M annotations)."""
     least = getattr(settings, "SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS", 20_000)
     file_types = getattr(settings, "SYNTHLAB_EXPORT_PARALLEL_FILE_TYPES", ("jsonl", "parquet", "hf"))
     if (
