@@ -331,9 +331,14 @@ def mean_ratings(ratings: dict[int, list[int]]) -> dict[int, float]:
     return {cid: sum(values) / len(values) for cid, values in ratings.items() if values}
 
 
+def _rank(cid: int, values: list[int]) -> tuple:
+    """Ordering key of a rated candidate: highest mean first; among equals the one with more
+    ratings, then the older candidate."""
+    return (-sum(values) / len(values), -len(values), cid)
+
+
 def _ranked(means: dict[int, float], ratings: dict[int, list[int]]) -> list[int]:
-    # Highest mean first; among equals the one with more ratings, then the older candidate.
-    return sorted(means, key=lambda cid: (-means[cid], -len(ratings.get(cid, ())), cid))
+    return sorted(means, key=lambda cid: _rank(cid, ratings[cid]))
 
 
 def rating_pair_best_worst(
@@ -345,7 +350,7 @@ def rating_pair_best_worst(
     best = worst = None
     for cid, values in ratings.items():
         if values:
-            rank = (-sum(values) / len(values), -len(values), cid)
+            rank = _rank(cid, values)
             if best is None:
                 best = worst = rank
             elif rank < best:

@@ -10,10 +10,11 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 from django.conf import settings as django_settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-from annotation.exports import parallel, writers
-from annotation.models import Export, Role
+from annotation.exports import parallel, rows, writers
+from annotation.exports.spec import export_spec_validate
+from annotation.models import Annotation, Export, ReviewTask, Role
 from annotation.services import exports as export_services
 from annotation.services.exports import export_run
 
@@ -219,12 +220,6 @@ def test_answers_are_read_from_the_covering_index_alone(admin_user, make_user):
     """The export's answer query (one range of task ids, grouped per task) is answered from
     annotation_task_answers (migration 0004) without reading the table: every column it reads is in
     the index. A query that read one more column would need the table again (and a sort)."""
-    from django.db import connection
-
-    from annotation.exports import rows
-    from annotation.exports.spec import export_spec_validate
-    from annotation.models import Annotation, ReviewTask
-
     project, _ = instruction_project(admin_user, make_user)
     spec = export_spec_validate(project=project, format="dpo", file_type="jsonl", filters=None, options=None)
     ids = list(ReviewTask.objects.filter(project=project).values_list("id", flat=True))

@@ -109,6 +109,13 @@ def test_best_vs_worst_is_first_and_last_of_the_ranking():
         else:
             assert (pair.chosen.id, pair.rejected.id) == (order[0], order[-1])
             assert pair.detail["gap"] == round(gap, 4)
+    # The order itself, on equal means: more ratings first, then the older (lower id) candidate.
+    cands = {cid: R.Cand(cid, f"text {cid}") for cid in (1, 2, 3, 4)}
+    rec = R.ItemRecord(1, candidates=cands)
+    pair = R.rating_pair_best_worst(rec, {2: [4, 4], 1: [4], 3: [2], 4: [2, 2]}, min_gap=1)
+    assert (pair.chosen.id, pair.rejected.id) == (2, 3)
+    pair = R.rating_pair_best_worst(rec, {3: [5], 2: [5], 4: [1], 1: [1]}, min_gap=1)
+    assert (pair.chosen.id, pair.rejected.id) == (2, 4)
 
 
 def test_equal_ratings_never_make_a_pair():
