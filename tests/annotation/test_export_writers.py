@@ -1,16 +1,24 @@
 """The writers on their own (no database: they take plain rows).
 
-The Parquet writer keeps about a row group's worth of encoded rows (BUFFER_BYTES) before it
+The Parquet writer keeps about a row group's worth of rows (BUFFER_BYTES of text) before it
 converts and writes them, whatever the size of one row: long rows make more, smaller row groups,
-and every row comes back as written, in order. A parallel export's part (JSONL lines, an Arrow
+and every row comes back as written, in order. Its conversion (exports/arrow.py) gives the table
+pyarrow's own JSON reader gives for the same rows. A parallel export's part (JSONL lines, an Arrow
 stream) follows the export's own rows."""
 
+import math
 import os
+import subprocess
+import sys
 
+import orjson
+import pyarrow as pa
+import pyarrow.json as paj
 import pyarrow.parquet as pq
 import pytest
 
-from annotation.exports.rows import export_schema
+from annotation.exports import arrow
+from annotation.exports.rows import FORMATS, export_schema
 from annotation.exports.spec import ExportSpec
 from annotation.exports.writers import ArrowPartWriter, JsonlWriter, ParquetWriter
 
@@ -105,3 +113,85 @@ def test_a_jsonl_part_is_appended_after_the_rows_byte_for_byte(kernel_copy, tmp_
 
     assert writer.rows_written == 3001
     assert (tmp_path / "out.jsonl").read_bytes() == b'{"n":-1,"text":"first"}\n' + part_lines
+
+
+def _value(kind: pa.DataType, n: int):
+    """Values of every shape a column of `kind` can hold: nulls, empties, non-ASCII text, NaN."""
+    if n % 7 == 3:
+        return None
+    if pa.types.is_string(kind):
+        return ["", "plain text", "ünïcödé 🙂 text " * (n % 3), "x" * 5000][n % 4]
+    if pa.types.is_boolean(kind):
+        return n % 2 == 0
+    if pa.types.is_int64(kind):
+        return [0, -(2**63), 2**63 - 1, n][n % 4]
+    if pa.types.is_float64(kind):
+        return [0.5, math.nan, -1.0, 1][n % 4]
+    if pa.types.is_list(kind):
+        return [_value(kind.value_type, n + i) for i in range(n % 4)]
+    return {field.name: _value(field.type, n + i) for i, field in enumerate(kind) if (n + i) % 5}
+
+
+def _every_schema() -> list:
+    """The schema of every format, NER or not, labels with rationales, each once."""
+    schemas = {}
+    for name in FORMATS:
+        for ner in (False, True):
+            for options in ({}, {"rationales": True}):
+                schema = export_schema(
+                    ExportSpec(format=name, file_type="parquet", filters={}, options=options, ner=ner)
+                )
+                schemas[str(schema)] = schema
+    return list(schemas.values())
+
+
+@pytest.mark.parametrize("schema", _every_schema(), ids=lambda s: ",".join(s.names[:3]))
+def test_rows_convert_to_the_table_pyarrows_json_reader_gives(schema):
+    rows = [{field.name: _value(field.type, n + i) for i, field in enumerate(schema)} for n in range(60)]
+    lines = b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
+    expected = paj.read_json(pa.BufferReader(lines), parse_options=paj.ParseOptions(explicit_schema=schema))
+
+    converted = arrow.table(rows, schema)
+
+    converted.validate(full=True)
+    assert converted.equals(expected)
+    assert converted.column(0).null_count > 0
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("prompt", 7),
+        ("item_id", "7"),
+        ("candidate_ids", "1,2"),
+        ("candidate_models", [1]),
+        ("item_id", 2**64),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_its_column(column, value):
+    schema = export_schema(ExportSpec(format="dpo", file_type="parquet", filters={}, options={}))
+    row = {field.name: _value(field.type, 1) for field in schema} | {column: value}
+
+    with pytest.raises(ValueError, match=f"column '{column}'"):
+        arrow.table([row], schema)
+
+
+def test_a_row_with_other_columns_is_refused():
+    schema = _schema("dpo")
+    with pytest.raises(ValueError, match="rejected"):
+        arrow.table([{"prompt": "q", "chosen": "c", "answer": "r"}], schema)
+
+
+def test_writing_parquet_does_not_import_pandas(tmp_path):
+    """pa.array would import pandas (about 45 MB more in every export process)."""
+    code = (
+        "import sys, pyarrow as pa; from pathlib import Path; "
+        "from annotation.exports.writers import ParquetWriter; "
+        "schema = pa.schema([('text', pa.string()), ('ids', pa.list_(pa.int64()))]); "
+        f"w = ParquetWriter(Path({str(tmp_path / 'out.parquet')!r}), schema); "
+        "w.write({'text': 'a', 'ids': [1]}); w.close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert pq.read_table(tmp_path / "out.parquet").to_pylist() == [{"text": "a", "ids": [1]}]
