@@ -12,16 +12,17 @@ The data: per item two model candidates (200- and 400-character texts), one comp
 by a hash so compare and ratings mostly agree. It is inserted with set-based SQL
 (INSERT ... SELECT generate_series), which writes 1M annotations in seconds.
 
-Each export runs in a fresh process, so its peak RSS is the export's alone (Python, Django,
-pyarrow and the rows in flight), measured with getrusage; the part of it that is mapped files
-(shared libraries) is printed too: on a freshly installed environment it read 30 MB higher until the
-page cache was dropped (`sync; echo 1 > /proc/sys/vm/drop_caches`), see rss_file_mb. A large export on PostgreSQL forks one
-helper for the second half of the items (annotation/exports/parallel.py): its CPU time, its peak
-RSS and the memory only it held (not shared with the export process) are printed too, and the
-target is checked against the export process's peak plus the helper's own memory. Figures: output rows/s, annotations
-read/s, peak RSS, and the CPU the PostgreSQL backends spent on the export: with the export's own
-CPU it says how many rows/s the machine's cores could give this work at most, and how many
-PostgreSQL's part alone would allow. Target: >= 50,000 rows/s with peak RSS under 200 MB, whatever the size.
+Each export runs in a fresh process, so its peak RSS is the export's alone (Python, Django, pyarrow
+and the rows in flight), measured with getrusage; the part of it that is mapped files (shared
+libraries) is printed too: on a freshly installed environment it read 30 MB higher until the page
+cache was dropped (`sync; echo 1 > /proc/sys/vm/drop_caches`), see rss_file_mb. A large export on
+PostgreSQL forks one helper for the second half of the items (annotation/exports/parallel.py): its
+CPU time, its peak RSS and the memory only it held (not shared with the export process) are printed
+too, and the target is checked against the export process's peak plus the helper's own memory.
+Figures: output rows/s, annotations read/s, peak RSS, and the CPU the PostgreSQL backends spent on
+the export: with the export's own CPU it says how many rows/s the machine's cores could give this
+work at most, and how many PostgreSQL's part alone would allow. Target: >= 50,000 rows/s with peak
+RSS under 200 MB, whatever the size.
 """
 
 import argparse

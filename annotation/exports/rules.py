@@ -303,7 +303,7 @@ def compare_pair(record: ItemRecord, task: Task, *, min_margin: int = 1) -> Pair
         detail["adjudicated"] = True
     if chosen.scores and revision_of(chosen, rejected):
         # Reviewers confirmed the revision over the draft it revised (Constitutional AI's pairs).
-        scores = chosen.scores or {}
+        scores = chosen.scores
         detail |= {"rounds": scores.get("rounds"), "principles": scores.get("principles") or []}
         return Pair(CRITIQUE_REVISE, chosen, rejected, detail)
     return Pair(COMPARE_MAJORITY, chosen, rejected, detail)

@@ -3,8 +3,9 @@
 - jsonl: one JSON object per line, UTF-8, written in small batches.
 - parquet: pyarrow with the format's fixed schema, one row group per MB of text (arrow.py converts
   the rows column by column).
-- hf: Parquet first, then a `datasets` DatasetDict (built from that Parquet file, memory-mapped)
-  saved with save_to_disk, a dataset card (README.md) beside it, packed as .zip or .tar.
+- hf: a `datasets` folder: the split's rows written straight into its Arrow data file (converted
+  as for Parquet), the folder's metadata by `datasets`, a dataset card (README.md) beside it,
+  packed as .zip or .tar.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class ParquetWriter:
     BUFFER_BYTES = 2**20
 
     def __init__(self, path: Path, schema):
-        from . import arrow
+        from . import arrow  # here: pyarrow and numpy only in processes that write Parquet
 
         self.path = path
         self.schema = schema
