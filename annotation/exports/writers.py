@@ -16,6 +16,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -26,6 +27,13 @@ ARCHIVE_SUFFIX = {"zip": ".zip", "tar": ".tar"}
 
 def file_suffix(file_type: str, archive: str | None) -> str:
     return SUFFIX.get(file_type) or ARCHIVE_SUFFIX[archive or "zip"]
+
+
+# A part another process is still writing: growing(timeout) waits at most `timeout` seconds for that
+# process to finish its part and answers whether it is still writing (False once the part is whole).
+Growing = Callable[[float], bool]
+# How long an append waits for more of a growing part before it looks again.
+POLL_SECONDS = 0.05
 
 
 def _line(row: dict) -> bytes:
@@ -39,19 +47,23 @@ class JsonlWriter:
     def __init__(self, path: Path, schema):
         self.path = path
         self._file = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
-        self.rows_written = 0
 
     def write(self, row: dict) -> None:
         self._file.write(_line(row))
-        self.rows_written += 1
 
-    def append(self, part: Path, rows: int) -> None:
-        """Adds the lines another process wrote for the rows that follow (a part of a parallel
-        export, see exports/parallel.py)."""
+    def append(self, part: Path, growing: Growing | None = None) -> None:
+        """Adds the lines another process writes for the rows that follow (a part of a parallel
+        export, see exports/parallel.py). While that process still writes them (`growing`), what
+        it has written so far is copied as it comes."""
         self._file.flush()
+        finished = growing is None
         with open(part, "rb", buffering=0) as source:
-            _copy_rest(source, self._file.raw)
-        self.rows_written += rows
+            while True:
+                # A line cut by the other process's buffer is completed by the next copy.
+                _copy_rest(source, self._file.raw)
+                if finished:
+                    return
+                finished = not growing(POLL_SECONDS)
 
     def close(self, *, card: str = "") -> None:
         self._file.close()
@@ -101,7 +113,6 @@ class ParquetWriter:
         self._writer = self._open(path, schema)
         self._rows: list[dict] = []
         self._bytes = 0
-        self.rows_written = 0
 
     def _open(self, path: Path, schema):
         import pyarrow as pa
@@ -127,23 +138,31 @@ class ParquetWriter:
         if len(self._rows) >= self.ROWS or self._bytes >= self.BUFFER_BYTES:
             self._flush()
 
-    def append(self, part: Path, rows: int) -> None:
-        """Adds the row groups another process converted for the rows that follow (an Arrow IPC
-        stream written by ArrowPartWriter), one at a time."""
+    def append(self, part: Path, growing: Growing | None = None) -> None:
+        """Adds the row groups another process converts for the rows that follow (an Arrow IPC
+        stream written by ArrowPartWriter), one at a time. While that process still writes them
+        (`growing`), each group is encoded here as soon as it is in the part."""
         import pyarrow as pa
 
         self._flush()
         pool = pa.system_memory_pool()
-        with pa.OSFile(str(part), "rb", memory_pool=pool) as source:
-            for batch in pa.ipc.open_stream(source, memory_pool=pool):
-                self._writer.write_table(pa.Table.from_batches([batch]))
-        self.rows_written += rows
+        if growing is None:
+            with pa.OSFile(str(part), "rb", memory_pool=pool) as source:
+                self._append_stream(source, pool)
+            return
+        with open(part, "rb", buffering=0) as file:
+            self._append_stream(pa.PythonFile(_Following(file, growing), mode="r"), pool)
+
+    def _append_stream(self, source, pool) -> None:
+        import pyarrow as pa
+
+        for batch in pa.ipc.open_stream(source, memory_pool=pool):
+            self._writer.write_table(pa.Table.from_batches([batch]))
 
     def _flush(self) -> None:
         if not self._rows:
             return
         self._writer.write_table(self._table(self._rows, self.schema))
-        self.rows_written += len(self._rows)
         self._rows = []
         self._bytes = 0
 
@@ -154,6 +173,43 @@ class ParquetWriter:
     def abort(self) -> None:
         self._writer.close()
         self.path.unlink(missing_ok=True)
+
+
+class _Following:
+    """A part another process is still writing, read as a file that has all of it: a read that
+    reaches what is written so far waits for more (`growing`) instead of ending, until the other
+    process has finished."""
+
+    closed = False
+
+    def __init__(self, file, growing: Growing):
+        self.file, self.growing = file, growing
+        self.finished = False
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunks, wanted = [], size
+        while wanted:
+            data = self.file.read(wanted if wanted > 0 else 1 << 20)
+            if data:
+                chunks.append(data)
+                self.position += len(data)
+                wanted -= len(data) if wanted > 0 else 0
+            elif self.finished:
+                break
+            else:
+                # Once finished, one more read takes what was written last.
+                self.finished = not self.growing(POLL_SECONDS)
+        return b"".join(chunks)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.position
 
 
 class ArrowPartWriter(ParquetWriter):
@@ -218,9 +274,9 @@ class HfWriter:
     def write(self, row: dict) -> None:
         self._rows.write(row)
 
-    def append(self, part: Path, rows: int) -> None:
-        """Adds the rows another process wrote (an ArrowPartWriter's stream) after these."""
-        self._rows.append(part, rows)
+    def append(self, part: Path, growing: Growing | None = None) -> None:
+        """Adds the rows another process writes (an ArrowPartWriter's stream) after these."""
+        self._rows.append(part, growing)
 
     def close(self, *, card: str = "") -> None:
         import datasets

@@ -203,12 +203,29 @@ def test_which_file_types_run_in_two_processes(admin_user, make_user, settings, 
         assert bool(parallel.LAST_HELPER) is forks
 
 
-def test_a_failing_helper_fails_the_export_and_leaves_no_file(admin_user, make_user, settings, monkeypatch):
+class FailingArrowPart(writers.ArrowPartWriter):
+    """Writes its first row as a row group of its own, then fails: its stream stops after that
+    group, without the end a whole stream has."""
+
+    wrote = False
+
+    def write(self, row):
+        if self.wrote:
+            raise OSError("disk full")
+        super().write(row)
+        self._flush()
+        self.wrote = True
+
+
+@pytest.mark.parametrize("file_type, part", [("jsonl", FailingPart), ("parquet", FailingArrowPart)])
+def test_a_failing_helper_fails_the_export_and_leaves_no_file(
+    admin_user, make_user, settings, monkeypatch, file_type, part
+):
     project, _ = instruction_project(admin_user, make_user)
     more_items(project, admin_user, make_user, 6)
-    monkeypatch.setitem(writers.PART_WRITERS, "jsonl", FailingPart)
+    monkeypatch.setitem(writers.PART_WRITERS, file_type, part)
     settings.SYNTHLAB_EXPORT_PARALLEL_MIN_ITEMS = 2
-    export = Export.objects.create(project=project, format="dpo", file_type="jsonl", created_by=admin_user)
+    export = Export.objects.create(project=project, format="dpo", file_type=file_type, created_by=admin_user)
     export = export_run(export_id=export.pk)
     assert export.status == "failed"
     assert "second half of the export failed" in export.message and "disk full" in export.message

@@ -10,6 +10,8 @@ import math
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import orjson
 import pyarrow as pa
@@ -48,7 +50,6 @@ def test_long_rows_make_small_row_groups_and_round_trip(fmt, make, tmp_path):
         writer.write(row)
     writer.close()
 
-    assert writer.rows_written == 40
     file = pq.ParquetFile(tmp_path / "out.parquet")
     assert file.read().to_pylist() == rows
     # 10 long rows, a group ends at the third at the latest: at least 4 groups, none holding more
@@ -82,10 +83,9 @@ def test_a_part_written_elsewhere_follows_the_rows_in_order(tmp_path):
     writer = ParquetWriter(tmp_path / "out.parquet", schema)
     for row in first:
         writer.write(row)
-    writer.append(tmp_path / "part.arrows", len(second))
+    writer.append(tmp_path / "part.arrows")
     writer.close()
 
-    assert writer.rows_written == 25
     assert pq.read_table(tmp_path / "out.parquet").to_pylist() == first + second
 
 
@@ -108,11 +108,84 @@ def test_a_jsonl_part_is_appended_after_the_rows_byte_for_byte(kernel_copy, tmp_
     (tmp_path / "part.jsonl").write_bytes(part_lines)
     writer = JsonlWriter(tmp_path / "out.jsonl", None)
     writer.write({"n": -1, "text": "first"})
-    writer.append(tmp_path / "part.jsonl", 3000)
+    writer.append(tmp_path / "part.jsonl")
     writer.close()
 
-    assert writer.rows_written == 3001
     assert (tmp_path / "out.jsonl").read_bytes() == b'{"n":-1,"text":"first"}\n' + part_lines
+
+
+class _Writing:
+    """Another process writing a part, played by a thread: `write(step)` is called for each step,
+    a little apart. As a `growing` for append: whether it is still writing, after waiting at most
+    the timeout for it to finish."""
+
+    def __init__(self, steps: int, write):
+        self.thread = threading.Thread(target=self._run, args=(steps, write))
+        self.waits = 0
+
+    def _run(self, steps, write):
+        for step in range(steps):
+            time.sleep(0.02)
+            write(step)
+
+    def __call__(self, timeout: float) -> bool:
+        self.waits += 1
+        self.thread.join(timeout)
+        return self.thread.is_alive()
+
+
+def test_a_jsonl_part_still_being_written_is_appended_whole(tmp_path):
+    """The export copies the helper's lines as they come, lines cut by the helper's buffer
+    included, until the helper has finished."""
+    lines = [b'{"n": %d, "text": "%s"}\n' % (n, "ü".encode() * n) for n in range(400)]
+    data = b"".join(lines)
+    part = tmp_path / "part.jsonl"
+    part.write_bytes(b"")
+    sink = open(part, "ab", buffering=0)  # noqa: SIM115 (closed by the last step)
+    pieces = [data[i : i + 997] for i in range(0, len(data), 997)]  # cut inside lines
+
+    def write(step):
+        sink.write(pieces[step])
+        if step == len(pieces) - 1:
+            sink.close()
+
+    writing = _Writing(len(pieces), write)
+    writer = JsonlWriter(tmp_path / "out.jsonl", None)
+    writer.write({"n": -1})
+    writing.thread.start()
+    writer.append(part, writing)
+    writer.close()
+
+    assert (tmp_path / "out.jsonl").read_bytes() == b'{"n":-1}\n' + data
+    assert writing.waits > 1  # it did follow the part as it grew
+
+
+def test_a_parquet_part_still_being_written_is_appended_whole(tmp_path):
+    """The export encodes the helper's row groups as they come, until the helper has finished."""
+    schema = _schema("dpo")
+    first = [_dpo(n, 5) for n in range(3)]
+    groups = [[_dpo(10 * g + n, 50) for n in range(4)] for g in range(6)]
+    part = ArrowPartWriter(tmp_path / "part.arrows", schema)
+
+    def write(step):
+        for row in groups[step]:
+            part.write(row)
+        part._flush()  # a row group per step, as a large part makes them
+        if step == len(groups) - 1:
+            part.close()
+
+    writing = _Writing(len(groups), write)
+    writer = ParquetWriter(tmp_path / "out.parquet", schema)
+    for row in first:
+        writer.write(row)
+    writing.thread.start()
+    writer.append(tmp_path / "part.arrows", writing)
+    writer.close()
+
+    file = pq.ParquetFile(tmp_path / "out.parquet")
+    assert file.read().to_pylist() == first + [row for group in groups for row in group]
+    assert file.num_row_groups == 1 + len(groups)
+    assert writing.waits > 1
 
 
 def _value(kind: pa.DataType, n: int):
