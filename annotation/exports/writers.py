@@ -75,9 +75,10 @@ class JsonlWriter:
 
 def _copy_rest(source, target) -> None:
     """Copies what is left of `source` to `target` at its position, inside the kernel
-    (copy_file_range) where it can: no buffer in this process, and a steady 0.07 s for a 115 MB
-    part, where copying through a 1 MB buffer took 0.06-0.4 s (a new buffer per read). Elsewhere
-    (another file system, no such call) it copies through a buffer."""
+    (copy_file_range) where it can: no buffer in this process. A 115 MB part took 0.02-0.07 s where
+    the kernel had pages to reuse and up to 0.34 s where it had to take fresh ones (a virtual
+    machine's first touch); through a 1 MB buffer it took 0.06-0.4 s. Elsewhere (another file
+    system, no such call) it copies through a buffer."""
     copy_range = getattr(os, "copy_file_range", None)
     if copy_range is not None:
         try:
@@ -146,18 +147,10 @@ class ParquetWriter:
 
         self._flush()
         pool = pa.system_memory_pool()
-        if growing is None:
-            with pa.OSFile(str(part), "rb", memory_pool=pool) as source:
-                self._append_stream(source, pool)
-            return
         with open(part, "rb", buffering=0) as file:
-            self._append_stream(pa.PythonFile(_Following(file, growing), mode="r"), pool)
-
-    def _append_stream(self, source, pool) -> None:
-        import pyarrow as pa
-
-        for batch in pa.ipc.open_stream(source, memory_pool=pool):
-            self._writer.write_table(pa.Table.from_batches([batch]))
+            source = pa.PythonFile(_Following(file, growing), mode="r")
+            for batch in pa.ipc.open_stream(source, memory_pool=pool):
+                self._writer.write_table(pa.Table.from_batches([batch]))
 
     def _flush(self) -> None:
         if not self._rows:
@@ -176,15 +169,15 @@ class ParquetWriter:
 
 
 class _Following:
-    """A part another process is still writing, read as a file that has all of it: a read that
+    """A part another process may still be writing, read as a file that has all of it: a read that
     reaches what is written so far waits for more (`growing`) instead of ending, until the other
-    process has finished."""
+    process has finished (no `growing`: the part is whole)."""
 
     closed = False
 
-    def __init__(self, file, growing: Growing):
+    def __init__(self, file, growing: Growing | None):
         self.file, self.growing = file, growing
-        self.finished = False
+        self.finished = growing is None
         self.position = 0
 
     def read(self, size: int = -1) -> bytes:
